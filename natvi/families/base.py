@@ -1,0 +1,171 @@
+"""The exponential-family base every variational family derives from.
+
+A family is q(z | η) = h(z) exp(η·T(z) − A(η)). Each batch element has ``k``
+natural parameters stored in the last axis of ``natural`` (shape ``(*batch, k)``).
+Subclasses supply the closed forms; the base turns them into the common API.
+"""
+
+import numpy as np
+
+
+class ExponentialFamily:
+    """Base class: natural, mean and usual parameters of an exponential family.
+
+    Build an instance from its usual parameters (see each subclass) or with
+    :meth:`from_natural`. Instances are immutable.
+    """
+
+    #: number of natural parameters per batch element
+    n_params: int = 0
+    #: shape of one draw of a batch element (``()`` for scalar families)
+    event_shape: tuple = ()
+    #: name of the support, as used by :class:`natvi.Model` latents
+    support: str = ""
+
+    def __init__(self, natural):
+        eta = np.asarray(natural, dtype=float)
+        if eta.ndim < 1 or eta.shape[-1] != self.n_params:
+            raise ValueError(
+                f"natural: expected an array of shape (*batch, {self.n_params}), "
+                f"got shape {eta.shape}"
+            )
+        if not np.all(np.isfinite(eta)):
+            raise ValueError("natural: expected finite values, got NaN or inf")
+        if not np.all(self.in_domain(eta)):
+            raise ValueError(f"natural: outside the domain of {type(self).__name__}: "
+                             f"{self._domain_text}")
+        eta = eta.copy()
+        eta.flags.writeable = False
+        self._natural = eta
+
+    _domain_text = ""
+
+    # ---- construction -------------------------------------------------
+    @classmethod
+    def from_natural(cls, natural):
+        """Family with natural parameters ``natural`` of shape ``(*batch, k)``."""
+        obj = cls.__new__(cls)
+        ExponentialFamily.__init__(obj, natural)
+        return obj
+
+    @classmethod
+    def from_mean(cls, mean_params):
+        """Family with mean parameters μ = E[T(z)] of shape ``(*batch, k)``."""
+        return cls.from_natural(cls.natural_from_mean(np.asarray(mean_params, dtype=float)))
+
+    # ---- closed forms a subclass provides -----------------------------
+    @staticmethod
+    def log_partition_fn(eta):
+        """A(η), written with ``autograd.numpy`` so it can be differentiated."""
+        raise NotImplementedError
+
+    @staticmethod
+    def mean_from_natural(eta):
+        """μ = ∇A(η)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def natural_from_mean(mu):
+        """η = (∇A)⁻¹(μ)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def sufficient_statistics(z):
+        """T(z), shape ``(*z.shape[:-len(event_shape)], k)``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def in_domain(eta):
+        """Boolean array over the batch: is η a valid natural parameter?"""
+        raise NotImplementedError
+
+    def fisher(self):
+        """F(η) = ∇²A(η) = Cov[T(z)], shape ``(*batch, k, k)``."""
+        raise NotImplementedError
+
+    def log_base_measure(self, z):
+        """log h(z)."""
+        raise NotImplementedError
+
+    def sample(self, rng, n):
+        """``n`` independent draws, shape ``(n, *batch, *event_shape)``."""
+        raise NotImplementedError
+
+    def mean(self):
+        """E[z]."""
+        raise NotImplementedError
+
+    def var(self):
+        """Var[z] (elementwise)."""
+        raise NotImplementedError
+
+    # ---- generic operations -------------------------------------------
+    @property
+    def natural(self):
+        """Natural parameters η, shape ``(*batch, k)`` (read-only)."""
+        return self._natural
+
+    @property
+    def mean_params(self):
+        """Mean parameters μ = E[T(z)] = ∇A(η), shape ``(*batch, k)``."""
+        return self.mean_from_natural(self._natural)
+
+    @property
+    def batch_shape(self):
+        return self._natural.shape[:-1]
+
+    def log_partition(self):
+        """A(η), shape ``batch_shape``."""
+        return np.asarray(self.log_partition_fn(self._natural))
+
+    def fisher_vector_product(self, v):
+        """F(η) v for ``v`` of shape ``(*batch, k)``: turns ∇_μ into ∇_η."""
+        return np.einsum("...ij,...j->...i", self.fisher(), v)
+
+    def fisher_solve(self, v):
+        """F(η)⁻¹ v for ``v`` of shape ``(*batch, k)``: turns ∇_η into ∇_μ."""
+        return np.linalg.solve(self.fisher(), v[..., None])[..., 0]
+
+    def log_prob(self, z):
+        """log q(z), broadcasting ``z`` of shape ``(..., *batch, *event_shape)``."""
+        z = np.asarray(z, dtype=float)
+        t = self.sufficient_statistics(z)
+        return np.sum(self._natural * t, axis=-1) - self.log_partition() + self.log_base_measure(z)
+
+    def expected_log_base_measure(self):
+        """E_q[log h(z)], shape ``batch_shape``."""
+        raise NotImplementedError
+
+    def entropy(self):
+        """H[q] = A(η) − η·μ − E[log h(z)], shape ``batch_shape``."""
+        return (self.log_partition() - np.sum(self._natural * self.mean_params, axis=-1)
+                - self.expected_log_base_measure())
+
+    def entropy_grad(self):
+        """∇_μ H[q]: −η, less ∇_μ E[log h(z)] where h is not constant."""
+        return -self._natural
+
+    def kl(self, other):
+        """KL(self ‖ other) = A(η′) − A(η) − (η′ − η)·μ, shape ``batch_shape``."""
+        if type(other) is not type(self):
+            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        return (other.log_partition() - self.log_partition()
+                - np.sum((other.natural - self._natural) * self.mean_params, axis=-1))
+
+    # ---- the unconstrained parameterization Euclidean optimizers use ----
+    @property
+    def unconstrained(self):
+        """Unconstrained coordinates u (ADVI's), shape ``(*batch, k)``."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_unconstrained(cls, u):
+        """Inverse of :attr:`unconstrained`."""
+        raise NotImplementedError
+
+    def unconstrained_grad(self, grad_mean):
+        """Chain rule: ∇_u L from ∇_μ L."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(batch_shape={self.batch_shape})"

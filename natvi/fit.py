@@ -1,0 +1,249 @@
+"""The fit loop: model → engine → family → optimizer → result, in one straight line."""
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from natvi.elbo import elbo
+from natvi.families import MeanFieldGaussian
+from natvi.families.base import ExponentialFamily
+from natvi.model import Model
+from natvi.optim import SHORTCUTS, Evaluation, Optimizer
+from natvi.optim.base import tree_vdot
+from natvi.result import FitResult
+from natvi.validation import as_rng, check_nonnegative_scalar, check_positive_int
+
+#: the family each support gets unless the caller picks one
+DEFAULT_FAMILIES = {"real": MeanFieldGaussian}
+
+#: deterministic engines: stop when a unit natural-gradient step would gain less than this (nats)
+DEFAULT_TOL_DETERMINISTIC = 1e-9
+#: stochastic engines: stop when the windowed mean ELBO changes by less than this, relatively
+DEFAULT_TOL_STOCHASTIC = 1e-3
+#: iterations per window of the stochastic convergence rule
+WINDOW = 50
+#: halvings of a Euclidean step that leaves the domain or makes the ELBO non-finite
+MAX_REJECTIONS = 30
+
+
+def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
+        callback=None):
+    """Fit a variational posterior by maximizing the ELBO.
+
+    Parameters
+    ----------
+    model : natvi.model.Model
+        The model, e.g. ``natvi.models.LogisticRegression(X, y)``.
+    optimizer : str or natvi.optim.Optimizer
+        ``"ngd"`` (natural gradient, the default), ``"adam"``, another name in
+        ``natvi.optim.SHORTCUTS``, or an optimizer such as ``natvi.optim.adam(0.05)``.
+    family : family class or dict, optional
+        One family class for every latent, or {latent name: family class}; by default
+        a mean-field family per latent, picked by its support.
+    max_iter : int
+        Maximum number of optimizer steps.
+    tol : float, optional
+        Convergence tolerance. For a deterministic ELBO: the ELBO gain of a unit
+        natural-gradient step, ½⟨∇_μ L, F ∇_μ L⟩, in nats (default 1e-9). For a
+        stochastic ELBO: the relative change of its mean over windows of 50 steps
+        (default 1e-3).
+    seed : int, numpy.random.SeedSequence or numpy.random.Generator
+        Randomness of Monte Carlo engines (and of nothing else).
+    callback : callable, optional
+        Called as ``callback(iteration, elbo, posterior)`` after every step.
+
+    Returns
+    -------
+    natvi.result.FitResult
+    """
+    if not isinstance(model, Model):
+        raise ValueError(f"model: expected a natvi Model, got {type(model).__name__}")
+    opt = _resolve_optimizer(optimizer)
+    families = _resolve_families(model, family)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    if tol is None:
+        tol = DEFAULT_TOL_DETERMINISTIC if model.deterministic else DEFAULT_TOL_STOCHASTIC
+    tol = check_nonnegative_scalar(tol, "tol")
+    rng = as_rng(seed)
+
+    start = time.perf_counter()
+    objective = _Objective(model, families, opt, rng)
+    params = objective.coordinates_of(model.initial_posterior(families))
+    state = opt.init(params)
+    ev = objective(params)
+    if not np.isfinite(ev.value):
+        raise ValueError("model: the ELBO at the starting point is not finite; check the data")
+    history = _History()
+    history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
+    status, n_iter = "max_iter", 0
+    try:
+        for n_iter in range(1, max_iter + 1):
+            grads = ev.natural_grad if opt.natural else ev.grad
+            updates, state = opt.update(grads, state, params,
+                                        objective=objective if model.deterministic else None,
+                                        valid=objective.valid)
+            new_params, new_ev, rejected = _safe_step(objective, params, updates)
+            rejected += int(getattr(state, "rejected", 0))
+            if new_ev is None:
+                status = "diverged"
+                history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start,
+                            rejected)
+                break
+            moved = any(np.any(new_params[k] != params[k]) for k in params)
+            params, ev = new_params, new_ev
+            history.add(ev.value, float(state.step_size) * (0.5 ** rejected if not opt.natural
+                                                            else 1.0),
+                        objective.n_evals, time.perf_counter() - start, rejected)
+            if callback is not None:
+                callback(n_iter, ev.value, ev.aux["posterior"])
+            if _converged(model.deterministic, ev, history.elbo, tol):
+                status = "converged"
+                break
+            if not moved and opt.natural and model.deterministic:
+                # The line search found no ascent: the gradient is at rounding level.
+                status = "converged" if ev.aux["gain"] < 1e-6 else "stalled"
+                break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    return FitResult(model=model, posterior=ev.aux["posterior"], elbo=ev.value,
+                     history=history.as_arrays(), status=status, n_iter=n_iter,
+                     optimizer=opt.name, gain=ev.aux["gain"])
+
+
+def _resolve_optimizer(optimizer):
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        if optimizer not in SHORTCUTS:
+            raise ValueError(f"optimizer: expected one of {sorted(SHORTCUTS)} or a "
+                             f"natvi.optim optimizer, got {optimizer!r}")
+        return SHORTCUTS[optimizer]()
+    raise ValueError(f"optimizer: expected a name or a natvi.optim optimizer, got "
+                     f"{type(optimizer).__name__}")
+
+
+def _resolve_families(model, family):
+    names = list(model.latents)
+    if family is None:
+        chosen = {}
+    elif isinstance(family, dict):
+        unknown = sorted(set(family) - set(names))
+        if unknown:
+            raise ValueError(f"family: unknown latent name(s) {unknown}; the model has {names}")
+        chosen = dict(family)
+    else:
+        chosen = dict.fromkeys(names, family)
+    out = {}
+    for name in names:
+        support = model.latents[name].support
+        fam = chosen.get(name, DEFAULT_FAMILIES.get(support))
+        if not (isinstance(fam, type) and issubclass(fam, ExponentialFamily)):
+            raise ValueError(f"family: expected a natvi family class for {name!r}, got {fam!r}")
+        if fam.support != support:
+            raise ValueError(f"family: {fam.__name__} has support {fam.support!r} but latent "
+                             f"{name!r} has support {support!r}")
+        out[name] = fam
+    return out
+
+
+class _Objective:
+    """ELBO and gradients in the optimizer's coordinates, remembering recent points.
+
+    The line search and the fit loop ask for the same points; a small cache keeps
+    every point evaluated once, and ``n_evals`` counts real evaluations only.
+    """
+
+    def __init__(self, model, families, opt, rng, cache_size=4):
+        self.model, self.families, self.opt, self.rng = model, families, opt, rng
+        self.n_evals = 0
+        self._cache = OrderedDict()
+        self._cache_size = cache_size
+
+    def coordinates_of(self, posterior):
+        # Latent order follows the model's declaration, so posteriors and draws do too.
+        if self.opt.coordinates == "natural":
+            return {k: np.array(posterior[k].natural) for k in self.families}
+        return {k: posterior[k].unconstrained for k in self.families}
+
+    def posterior_of(self, params):
+        """{name: family} at ``params``, or None outside a family's domain."""
+        out = {}
+        for name, p in params.items():
+            cls = self.families[name]
+            if not np.all(np.isfinite(p)):
+                return None
+            try:
+                out[name] = (cls.from_natural(p) if self.opt.coordinates == "natural"
+                             else cls.from_unconstrained(p))
+            except ValueError:
+                return None
+        return out
+
+    def valid(self, params):
+        return self.posterior_of(params) is not None
+
+    def __call__(self, params):
+        key = b"".join(np.ascontiguousarray(params[k]).tobytes() for k in sorted(params))
+        if key in self._cache:
+            return self._cache[key]
+        posterior = self.posterior_of(params)
+        if posterior is None:
+            ev = Evaluation(-np.inf, None, None, {})
+        else:
+            self.n_evals += 1
+            with np.errstate(all="ignore"):
+                value, nat = elbo(self.model, posterior, self.rng)
+            euclid_eta = {k: posterior[k].fisher_vector_product(g) for k, g in nat.items()}
+            if self.opt.coordinates == "natural":
+                grad = euclid_eta
+            else:
+                grad = {k: posterior[k].unconstrained_grad(g) for k, g in nat.items()}
+            finite = np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grad.values())
+            gain = 0.5 * tree_vdot(nat, euclid_eta) if finite else np.inf
+            ev = Evaluation(value if finite else -np.inf, grad, nat,
+                            {"posterior": posterior, "gain": gain})
+        self._cache[key] = ev
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return ev
+
+
+def _safe_step(objective, params, updates):
+    """Apply ``updates``, halving them while the result is invalid or non-finite."""
+    scale = 1.0
+    for rejected in range(MAX_REJECTIONS + 1):
+        new = {k: params[k] + scale * updates[k] for k in params}
+        ev = objective(new)
+        if np.isfinite(ev.value):
+            return new, ev, rejected
+        scale *= 0.5
+    return params, None, MAX_REJECTIONS
+
+
+def _converged(deterministic, ev, elbos, tol):
+    if deterministic:
+        return ev.aux["gain"] <= tol
+    if len(elbos) < 2 * WINDOW + 1:
+        return False
+    recent, before = np.mean(elbos[-WINDOW:]), np.mean(elbos[-2 * WINDOW:-WINDOW])
+    return abs(recent - before) <= tol * abs(recent)
+
+
+class _History:
+    """Per-iteration records, turned into arrays at the end."""
+
+    def __init__(self):
+        self.elbo, self.step_size, self.grad_evals, self.seconds, self.rejected = [], [], [], [], []
+
+    def add(self, elbo_, step, evals, seconds, rejected):
+        self.elbo.append(elbo_)
+        self.step_size.append(step)
+        self.grad_evals.append(evals)
+        self.seconds.append(seconds)
+        self.rejected.append(rejected)
+
+    def as_arrays(self):
+        return {"elbo": np.array(self.elbo), "step_size": np.array(self.step_size),
+                "grad_evals": np.array(self.grad_evals, dtype=int),
+                "seconds": np.array(self.seconds), "rejected": np.array(self.rejected, dtype=int)}

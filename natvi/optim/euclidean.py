@@ -1,0 +1,147 @@
+"""Euclidean first-order optimizers, for comparison with the natural gradient.
+
+They step on the unconstrained parameterization of each family (mean and
+log-scale for a Gaussian, as ADVI does) or, with ``coordinates="natural"``, on η
+directly, which isolates the effect of the Fisher preconditioner. All ascend.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from natvi.optim.base import Optimizer, tree_map, tree_zeros_like
+from natvi.validation import check_choice, check_nonnegative_scalar, check_positive_scalar
+
+_COORDINATES = ("unconstrained", "natural")
+
+
+class ScaleState(NamedTuple):
+    """State of the stateless optimizers: the step count and the step size used."""
+
+    count: np.ndarray
+    step_size: np.ndarray
+
+
+class MomentState(NamedTuple):
+    """State of optimizers that keep running moments of the gradient."""
+
+    count: np.ndarray
+    step_size: np.ndarray
+    m: dict
+    v: dict
+
+
+def _checked(learning_rate, coordinates):
+    return (check_positive_scalar(learning_rate, "learning_rate"),
+            check_choice(coordinates, "coordinates", _COORDINATES))
+
+
+def _fraction(x, name):
+    x = check_nonnegative_scalar(x, name)
+    if x >= 1:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {x!r}")
+    return x
+
+
+def sgd(learning_rate=0.01, *, coordinates="unconstrained"):
+    """Plain gradient ascent: Δ = lr · g."""
+    lr, coordinates = _checked(learning_rate, coordinates)
+
+    def init(params):
+        return ScaleState(np.zeros((), int), np.asarray(lr))
+
+    def update(grads, state, params=None, **_):
+        return tree_map(lambda g: lr * g, grads), ScaleState(state.count + 1, state.step_size)
+
+    return Optimizer(init, update, coordinates, False, f"sgd({lr:g})")
+
+
+def momentum(learning_rate=0.01, beta=0.9, *, nesterov=False, coordinates="unconstrained"):
+    """Heavy-ball momentum: m ← βm + g, Δ = lr · m (or Nesterov's look-ahead)."""
+    lr, coordinates = _checked(learning_rate, coordinates)
+    beta = _fraction(beta, "beta")
+
+    def init(params):
+        return MomentState(np.zeros((), int), np.asarray(lr), tree_zeros_like(params), {})
+
+    def update(grads, state, params=None, **_):
+        m = tree_map(lambda m_, g: beta * m_ + g, state.m, grads)
+        step = tree_map(lambda m_, g: lr * (g + beta * m_), m, grads) if nesterov else \
+            tree_map(lambda m_: lr * m_, m)
+        return step, MomentState(state.count + 1, state.step_size, m, {})
+
+    return Optimizer(init, update, coordinates, False, f"momentum({lr:g})")
+
+
+def adagrad(learning_rate=0.1, *, eps=1e-8, coordinates="unconstrained"):
+    """Adagrad: Δ = lr · g / (√Σg² + ε)."""
+    lr, coordinates = _checked(learning_rate, coordinates)
+    eps = check_positive_scalar(eps, "eps")
+
+    def init(params):
+        return MomentState(np.zeros((), int), np.asarray(lr), {}, tree_zeros_like(params))
+
+    def update(grads, state, params=None, **_):
+        v = tree_map(lambda v_, g: v_ + g * g, state.v, grads)
+        step = tree_map(lambda g, v_: lr * g / (np.sqrt(v_) + eps), grads, v)
+        return step, MomentState(state.count + 1, state.step_size, {}, v)
+
+    return Optimizer(init, update, coordinates, False, f"adagrad({lr:g})")
+
+
+def rmsprop(learning_rate=0.01, decay=0.9, *, eps=1e-8, coordinates="unconstrained"):
+    """RMSProp: v ← ρv + (1−ρ)g², Δ = lr · g / (√v + ε)."""
+    lr, coordinates = _checked(learning_rate, coordinates)
+    decay = _fraction(decay, "decay")
+    eps = check_positive_scalar(eps, "eps")
+
+    def init(params):
+        return MomentState(np.zeros((), int), np.asarray(lr), {}, tree_zeros_like(params))
+
+    def update(grads, state, params=None, **_):
+        v = tree_map(lambda v_, g: decay * v_ + (1 - decay) * g * g, state.v, grads)
+        step = tree_map(lambda g, v_: lr * g / (np.sqrt(v_) + eps), grads, v)
+        return step, MomentState(state.count + 1, state.step_size, {}, v)
+
+    return Optimizer(init, update, coordinates, False, f"rmsprop({lr:g})")
+
+
+def adadelta(learning_rate=1.0, rho=0.95, *, eps=1e-6, coordinates="unconstrained"):
+    """Adadelta (Zeiler 2012): unit-corrected steps from running RMS of g and Δ."""
+    lr, coordinates = _checked(learning_rate, coordinates)
+    rho = _fraction(rho, "rho")
+    eps = check_positive_scalar(eps, "eps")
+
+    def init(params):
+        return MomentState(np.zeros((), int), np.asarray(lr),
+                           tree_zeros_like(params), tree_zeros_like(params))
+
+    def update(grads, state, params=None, **_):
+        v = tree_map(lambda v_, g: rho * v_ + (1 - rho) * g * g, state.v, grads)
+        step = tree_map(lambda g, v_, u: lr * np.sqrt(u + eps) / np.sqrt(v_ + eps) * g,
+                        grads, v, state.m)
+        u = tree_map(lambda u_, d: rho * u_ + (1 - rho) * d * d, state.m, step)
+        return step, MomentState(state.count + 1, state.step_size, u, v)
+
+    return Optimizer(init, update, coordinates, False, f"adadelta({lr:g})")
+
+
+def adam(learning_rate=0.01, b1=0.9, b2=0.999, *, eps=1e-8, coordinates="unconstrained"):
+    """Adam (Kingma & Ba 2015) with bias correction."""
+    lr, coordinates = _checked(learning_rate, coordinates)
+    b1, b2 = _fraction(b1, "b1"), _fraction(b2, "b2")
+    eps = check_positive_scalar(eps, "eps")
+
+    def init(params):
+        return MomentState(np.zeros((), int), np.asarray(lr),
+                           tree_zeros_like(params), tree_zeros_like(params))
+
+    def update(grads, state, params=None, **_):
+        t = state.count + 1
+        m = tree_map(lambda m_, g: b1 * m_ + (1 - b1) * g, state.m, grads)
+        v = tree_map(lambda v_, g: b2 * v_ + (1 - b2) * g * g, state.v, grads)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        step = tree_map(lambda m_, v_: lr * (m_ / c1) / (np.sqrt(v_ / c2) + eps), m, v)
+        return step, MomentState(t, state.step_size, m, v)
+
+    return Optimizer(init, update, coordinates, False, f"adam({lr:g})")

@@ -1,0 +1,88 @@
+"""What a fit returns: the posterior, the ELBO trace, draws, k̂ and ArviZ output."""
+
+
+from natvi import arviz_bridge, diagnostics
+from natvi.validation import as_rng, check_positive_int
+
+
+class FitResult:
+    """The outcome of :func:`natvi.fit`.
+
+    Attributes
+    ----------
+    posterior : dict
+        {latent name: family instance}, the fitted variational posterior.
+    elbo : float
+        Final ELBO: the full bound on log p(x), constants included.
+    history : dict of ndarray
+        Per iteration, starting with the initial point: ``elbo``, ``step_size``,
+        ``grad_evals`` (cumulative ELBO-and-gradient evaluations), ``seconds``
+        (cumulative) and ``rejected`` (steps halved or refused at that iteration).
+    status : str
+        ``"converged"``, ``"max_iter"``, ``"stalled"`` (no step increases the ELBO though
+        the gradient is not negligible), ``"diverged"`` or ``"interrupted"``.
+    n_iter : int
+        Optimizer steps taken.
+    gain : float
+        ½⟨∇_μ L, F ∇_μ L⟩ at the end: what one more natural-gradient step would gain.
+    """
+
+    def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain):
+        self.model = model
+        self.posterior = posterior
+        self.elbo = float(elbo)
+        self.history = history
+        self.status = status
+        self.n_iter = int(n_iter)
+        self.optimizer = optimizer
+        self.gain = float(gain)
+
+    @property
+    def converged(self):
+        return self.status == "converged"
+
+    def sample(self, draws=1000, seed=0):
+        """Independent posterior draws: {latent name: array (draws, *shape)}.
+
+        Parameters
+        ----------
+        draws : int
+            Number of draws.
+        seed : int, numpy.random.SeedSequence or numpy.random.Generator
+            The same seed gives the same draws.
+        """
+        draws = check_positive_int(draws, "draws")
+        rng = as_rng(seed)
+        return {name: self.posterior[name].sample(rng, draws) for name in self.model.latents}
+
+    def log_q(self, draws):
+        """log q(z) at each draw of ``draws`` ({name: (S, *shape)}), shape (S,)."""
+        total = 0.0
+        for name, q in self.posterior.items():
+            lp = q.log_prob(draws[name])
+            total = total + lp.reshape(lp.shape[0], -1).sum(axis=1)
+        return total
+
+    def pareto_k(self, draws=1000, seed=0):
+        """PSIS Pareto k̂ of log p(x, z) − log q(z) over ``draws`` draws (Yao et al. 2018).
+
+        Below 0.5 the draws are as good as exact posterior draws for most purposes;
+        above 0.7 the approximation is unreliable. See :func:`natvi.diagnostics.verdict`.
+        """
+        z = self.sample(draws, seed)
+        return diagnostics.pareto_k(self.model.log_joint(z), self.log_q(z))
+
+    def to_arviz(self, draws=1000, seed=0):
+        """Draws as ArviZ's own object: ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (≥ 1.0).
+
+        Groups: ``posterior`` (one chain), ``log_likelihood`` (when the model has it),
+        ``observed_data``, and ``sample_stats`` with ``lp`` = log p(x, z) and
+        ``log_q`` = log q(z) per draw, for PSIS diagnostics and approximate-posterior LOO.
+        """
+        z = self.sample(draws, seed)
+        return arviz_bridge.to_arviz(self.model, z, self.model.log_joint(z), self.log_q(z),
+                                     self.model.pointwise_log_likelihood(z))
+
+    def __repr__(self):
+        return (f"FitResult(status={self.status!r}, elbo={self.elbo:.6g}, n_iter={self.n_iter}, "
+                f"optimizer={self.optimizer!r}, latents={list(self.posterior)})")
