@@ -34,7 +34,7 @@ def main():
           f"{result.history['grad_evals'][-1]} ELBO evaluations, "
           f"{result.history['seconds'][-1]:.2f} s")
     k_hat = result.pareto_k(draws=DRAWS, seed=1)
-    print(f"Pareto k-hat over {DRAWS} draws: {k_hat:.2f} -- {diagnostics.verdict(k_hat, DRAWS)}")
+    print(diagnostics.verdict(k_hat, DRAWS))
     loo = diagnostics.loo_approximate_posterior(idata)
     print(f"approximate-posterior PSIS-LOO: elpd = {loo.elpd:.2f} (se {loo.se:.2f}), "
           f"p_loo = {loo.p_loo:.2f}, max Pareto k of LOO = {np.max(loo.pareto_k):.2f}")

@@ -24,7 +24,7 @@ def test_quickstart(tmp_path):
     out = _run("quickstart.py", cwd=tmp_path)
     assert "coef[worst_texture]" in out  # DataFrame column names reach ArviZ
     assert re.search(r"status: converged after \d+ natural-gradient iterations", out)
-    assert re.search(r"Pareto k-hat over 2000 draws: \d+\.\d+", out)
+    assert re.search(r"Pareto k̂ = \d+\.\d+ from 2000 draws", out)
     assert "approximate-posterior PSIS-LOO" in out
 
 
