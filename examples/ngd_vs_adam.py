@@ -12,10 +12,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from natvi.models import LogisticRegression
 
 import natvi
 from natvi.data import load_breast_cancer
+from natvi.models import LogisticRegression
 
 THRESHOLDS = (1.0, 0.1, 0.01)
 ADAM_RATES = (0.003, 0.01, 0.03, 0.1, 0.3)

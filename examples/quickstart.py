@@ -9,11 +9,11 @@ Street, Wolberg & Mangasarian 1993), shipped with natvi. Run:
 import arviz as az
 import numpy as np
 import pandas as pd
-from natvi.models import LogisticRegression
 
 import natvi
 from natvi import diagnostics
 from natvi.data import load_breast_cancer
+from natvi.models import LogisticRegression
 
 DRAWS = 2000
 

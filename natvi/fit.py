@@ -10,7 +10,6 @@ from natvi.families import MeanFieldGaussian
 from natvi.families.base import ExponentialFamily
 from natvi.model import Model
 from natvi.optim import SHORTCUTS, Evaluation, Optimizer
-from natvi.optim.base import tree_vdot
 from natvi.result import FitResult
 from natvi.validation import as_rng, check_nonnegative_scalar, check_positive_int
 
@@ -200,7 +199,9 @@ class _Objective:
             else:
                 grad = {k: posterior[k].unconstrained_grad(g) for k, g in nat.items()}
             finite = np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grad.values())
-            gain = 0.5 * tree_vdot(nat, euclid_eta) if finite else np.inf
+            with np.errstate(all="ignore"):
+                gain = (0.5 * sum(float(np.sum(posterior[k].fisher_quadratic_form(g)))
+                                  for k, g in nat.items()) if finite else np.inf)
             ev = Evaluation(value if finite else -np.inf, grad, nat,
                             {"posterior": posterior, "gain": gain})
         self._cache[key] = ev

@@ -3,9 +3,9 @@
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from natvi.models import LogisticRegression
 
 from natvi.families import MeanFieldGaussian
+from natvi.models import LogisticRegression
 from natvi.monte_carlo import expected_log_joint
 
 

@@ -2,9 +2,9 @@
 
 import autograd.numpy as anp
 import numpy as np
-from natvi.models import LogisticRegression
 
 import natvi
+from natvi.models import LogisticRegression
 from natvi.monte_carlo import expected_log_joint
 
 

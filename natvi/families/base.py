@@ -122,6 +122,10 @@ class ExponentialFamily:
         """F(η) v for ``v`` of shape ``(*batch, k)``: turns ∇_μ into ∇_η."""
         return np.einsum("...ij,...j->...i", self.fisher(), v)
 
+    def fisher_quadratic_form(self, v):
+        """⟨v, F(η) v⟩ per batch element, shape ``batch_shape``: the squared Fisher norm, ≥ 0."""
+        return np.sum(v * self.fisher_vector_product(v), axis=-1)
+
     def fisher_solve(self, v):
         """F(η)⁻¹ v for ``v`` of shape ``(*batch, k)``: turns ∇_η into ∇_μ."""
         return np.linalg.solve(self.fisher(), v[..., None])[..., 0]

@@ -96,6 +96,14 @@ class MeanFieldGaussian(ExponentialFamily):
         return np.stack([v * a + 2 * m * v * b,
                          2 * m * v * a + (2 * v**2 + 4 * m**2 * v) * b], axis=-1)
 
+    def fisher_quadratic_form(self, v_):
+        # F = Jᵀ diag(v, 2v²) J with J = [[1, 2m], [0, 1]], so ⟨u, Fu⟩ is a sum of squares.
+        # The generic ⟨u, Fu⟩ cancels catastrophically when v is tiny and |m| large (it
+        # came out negative, and fit then reported "converged" far from the optimum).
+        m, v = self.loc, self.variance
+        a, b = v_[..., 0], v_[..., 1]
+        return v * (a + 2 * m * b) ** 2 + 2 * v**2 * b**2
+
     def fisher_solve(self, v_):
         # Closed-form inverse of each 2×2 block: det F = 2v³.
         m, v = self.loc, self.variance
