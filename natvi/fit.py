@@ -75,7 +75,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         raise ValueError("model: the ELBO at the starting point is not finite; check the data")
     history = _History()
     history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
-    status, n_iter = "max_iter", 0
+    status = "max_iter"
     try:
         for n_iter in range(1, max_iter + 1):
             grads = ev.natural_grad if opt.natural else ev.grad
@@ -91,9 +91,10 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
                 break
             moved = any(np.any(new_params[k] != params[k]) for k in params)
             params, ev = new_params, new_ev
-            history.add(ev.value, float(state.step_size) * (0.5 ** rejected if not opt.natural
-                                                            else 1.0),
-                        objective.n_evals, time.perf_counter() - start, rejected)
+            # Natural-gradient steps record their own ρ; Euclidean ones the rate after halvings.
+            step_size = float(state.step_size) * (1.0 if opt.natural else 0.5**rejected)
+            history.add(ev.value, step_size, objective.n_evals, time.perf_counter() - start,
+                        rejected)
             if callback is not None:
                 callback(n_iter, ev.value, ev.aux["posterior"])
             if _converged(model.deterministic, ev, history.elbo, tol):
@@ -106,7 +107,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     except KeyboardInterrupt:
         status = "interrupted"
     return FitResult(model=model, posterior=ev.aux["posterior"], elbo=ev.value,
-                     history=history.as_arrays(), status=status, n_iter=n_iter,
+                     history=history.as_arrays(), status=status, n_iter=len(history.elbo) - 1,
                      optimizer=opt.name, gain=ev.aux["gain"])
 
 
