@@ -6,7 +6,7 @@ from natvi.families import MeanFieldGaussian
 from natvi.likelihoods import logistic
 from natvi.model import Latent, Model
 from natvi.quadrature import expected_log_likelihood
-from natvi.validation import as_float_array, check_positive_scalar
+from natvi.validation import as_float_array, check_positive_int, check_positive_scalar
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -89,8 +89,10 @@ class LogisticRegression(Model):
         self.y = _binary_labels(y, self.X.shape[0])
         self.prior_scale = check_positive_scalar(prior_scale, "prior_scale")
         self.intercept_scale = check_positive_scalar(intercept_scale, "intercept_scale")
+        if not isinstance(fit_intercept, bool | np.bool_):
+            raise ValueError(f"fit_intercept: expected True or False, got {fit_intercept!r}")
         self.fit_intercept = bool(fit_intercept)
-        self.n_points = int(n_points)
+        self.n_points = check_positive_int(n_points, "n_points")
         self._X2 = self.X**2
         n, d = self.X.shape
         self.latents = {"coef": Latent((d,), "real")}
@@ -103,14 +105,15 @@ class LogisticRegression(Model):
         self.dims = {"coef": ["feature"], "y": ["obs"]}
 
     # ---- engine: quadrature ---------------------------------------------------
-    def _check_families(self, posterior):
-        for name, q in posterior.items():
-            if not isinstance(q, MeanFieldGaussian):
-                raise ValueError(f"family: LogisticRegression supports MeanFieldGaussian "
-                                 f"factors, got {type(q).__name__} for {name!r}")
+    @staticmethod
+    def _check_family(name, family):
+        if family is not MeanFieldGaussian:
+            raise ValueError(f"family: LogisticRegression supports MeanFieldGaussian "
+                             f"factors, got {family.__name__} for {name!r}")
 
     def expected_log_joint(self, posterior, rng=None):
-        self._check_families(posterior)
+        for name, q in posterior.items():
+            self._check_family(name, type(q))
         coef = posterior["coef"]
         loc = self.X @ coef.loc
         var = self._X2 @ coef.variance
@@ -155,8 +158,6 @@ class LogisticRegression(Model):
         out = {}
         for name, precision in start.items():
             family = families[name]
-            if family is not MeanFieldGaussian:
-                raise ValueError(f"family: LogisticRegression supports MeanFieldGaussian "
-                                 f"factors, got {family.__name__} for {name!r}")
+            self._check_family(name, family)
             out[name] = family(loc=np.zeros_like(precision), scale=precision**-0.5)
         return out

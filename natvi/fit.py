@@ -22,7 +22,7 @@ DEFAULT_TOL_DETERMINISTIC = 1e-9
 DEFAULT_TOL_STOCHASTIC = 1e-3
 #: iterations per window of the stochastic convergence rule
 WINDOW = 50
-#: halvings of a Euclidean step that leaves the domain or makes the ELBO non-finite
+#: halvings of any step that leaves the domain or makes the ELBO non-finite
 MAX_REJECTIONS = 30
 
 
@@ -82,19 +82,15 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
             updates, state = opt.update(grads, state, params,
                                         objective=objective if model.deterministic else None,
                                         valid=objective.valid)
-            new_params, new_ev, rejected = _safe_step(objective, params, updates)
-            rejected += int(getattr(state, "rejected", 0))
-            if new_ev is None:
+            new_params, new_ev, halvings = _safe_step(objective, params, updates)
+            if new_ev is None:  # every halving failed: keep the last good point
                 status = "diverged"
-                history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start,
-                            rejected)
                 break
             moved = any(np.any(new_params[k] != params[k]) for k in params)
             params, ev = new_params, new_ev
-            # Natural-gradient steps record their own ρ; Euclidean ones the rate after halvings.
-            step_size = float(state.step_size) * (1.0 if opt.natural else 0.5**rejected)
-            history.add(ev.value, step_size, objective.n_evals, time.perf_counter() - start,
-                        rejected)
+            history.add(ev.value, float(state.step_size) * 0.5**halvings, objective.n_evals,
+                        time.perf_counter() - start,
+                        halvings + int(getattr(state, "rejected", 0)))
             if callback is not None:
                 callback(n_iter, ev.value, ev.aux["posterior"])
             if _converged(model.deterministic, ev, history.elbo, tol):
@@ -174,8 +170,9 @@ class _Objective:
             if not np.all(np.isfinite(p)):
                 return None
             try:
-                out[name] = (cls.from_natural(p) if self.opt.coordinates == "natural"
-                             else cls.from_unconstrained(p))
+                with np.errstate(over="ignore"):  # an overflowing scale is just out of domain
+                    out[name] = (cls.from_natural(p) if self.opt.coordinates == "natural"
+                                 else cls.from_unconstrained(p))
             except ValueError:
                 return None
         return out

@@ -69,6 +69,9 @@ class FitResult:
         Below 0.5 the draws are as good as exact posterior draws for most purposes;
         above 0.7 the approximation is unreliable. See :func:`natvi.diagnostics.verdict`.
         """
+        if check_positive_int(draws, "draws") < diagnostics.MIN_DRAWS:
+            raise ValueError(f"draws: expected at least {diagnostics.MIN_DRAWS} for a Pareto "
+                             f"tail fit, got {draws}")
         z = self.sample(draws, seed)
         return diagnostics.pareto_k(self.model.log_joint(z), self.log_q(z))
 

@@ -34,6 +34,8 @@ def check_positive_array(x, name):
 
 
 def check_positive_scalar(x, name):
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x.item()
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise ValueError(f"{name}: expected a positive number, got {x!r}")
     if not np.isfinite(x) or x <= 0:

@@ -328,3 +328,25 @@ def test_bad_scales(arg, value):
 def test_numpy_scalar_scales_accepted():
     model = LogisticRegression(_X, _Y, prior_scale=np.float32(0.5), intercept_scale=np.int64(2))
     assert model.prior_scale == 0.5 and model.intercept_scale == 2.0
+
+
+def test_n_points_fit_intercept_and_zero_d_scales():
+    X, y = np.eye(3), np.array([0, 1, 1])
+    for bad in (0, -2, 2.7, "a"):
+        with pytest.raises(ValueError, match="^n_points:"):
+            LogisticRegression(X, y, n_points=bad)
+    with pytest.raises(ValueError, match="^fit_intercept:"):
+        LogisticRegression(X, y, fit_intercept="no")
+    model = LogisticRegression(X, y, prior_scale=np.array(1.5), fit_intercept=np.bool_(False))
+    assert model.prior_scale == 1.5 and list(model.latents) == ["coef"]
+
+
+def test_pareto_k_needs_enough_draws():
+    import natvi
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    result = natvi.fit(LogisticRegression(X, (X[:, 0] > 0).astype(int)))
+    with pytest.raises(ValueError, match="^draws:"):
+        result.pareto_k(draws=10)
+    assert np.isfinite(result.pareto_k(draws=200))

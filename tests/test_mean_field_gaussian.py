@@ -447,3 +447,25 @@ def test_kl_against_another_family():
             q.kl(other)
         with pytest.raises(ValueError, match="^other:"):
             ExponentialFamily.kl(q, other)
+
+
+# ---- boundary checks found in review --------------------------------------------------
+def test_wrong_last_axis_and_extreme_scales_name_the_argument():
+    with pytest.raises(ValueError, match="^mean_params:"):
+        MeanFieldGaussian.from_mean([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="^mean_params:"):
+        MeanFieldGaussian.from_mean([1.0])
+    with pytest.raises(ValueError, match="^u:"):
+        MeanFieldGaussian.from_unconstrained([1.0])
+    for scale in (1e-200, 1e200):
+        with pytest.raises(ValueError, match="^scale:"):
+            MeanFieldGaussian(loc=0.0, scale=scale)
+
+
+def test_sample_validates_n_and_rng():
+    q = MeanFieldGaussian(loc=0.0, scale=1.0)
+    for n in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="^n:"):
+            q.sample(np.random.default_rng(0), n)
+    with pytest.raises(ValueError, match="^rng:"):
+        q.sample(0, 3)

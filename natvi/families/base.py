@@ -51,7 +51,16 @@ class ExponentialFamily:
     @classmethod
     def from_mean(cls, mean_params):
         """Family with mean parameters μ = E[T(z)] of shape ``(*batch, k)``."""
-        return cls.from_natural(cls.natural_from_mean(np.asarray(mean_params, dtype=float)))
+        return cls.from_natural(cls.natural_from_mean(
+            cls._check_last_axis(mean_params, "mean_params")))
+
+    @classmethod
+    def _check_last_axis(cls, x, name):
+        x = np.asarray(x, dtype=float)
+        if x.ndim < 1 or x.shape[-1] != cls.n_params:
+            raise ValueError(f"{name}: expected an array of shape (*batch, {cls.n_params}), "
+                             f"got shape {x.shape}")
+        return x
 
     # ---- closed forms a subclass provides -----------------------------
     @staticmethod

@@ -4,7 +4,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from natvi.families.base import ExponentialFamily
-from natvi.validation import check_finite_array, check_positive_array
+from natvi.validation import check_finite_array, check_positive_array, check_positive_int
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -30,7 +30,12 @@ class MeanFieldGaussian(ExponentialFamily):
         loc = check_finite_array(loc, "loc")
         scale = check_positive_array(scale, "scale")
         loc, scale = np.broadcast_arrays(loc, scale)
-        v = scale**2
+        with np.errstate(all="ignore"):
+            v = scale**2
+            representable = (v > 0) & np.isfinite(v) & np.isfinite(loc / v)
+        if not np.all(representable):
+            raise ValueError("scale: expected values whose square is a positive finite float "
+                             "(and loc / scale² finite)")
         super().__init__(np.stack([loc / v, -0.5 / v], axis=-1))
 
     # ---- closed forms ---------------------------------------------------
@@ -134,6 +139,9 @@ class MeanFieldGaussian(ExponentialFamily):
         return 0.5 * (np.log(v1 / v0) + (v0 + (self.loc - other.loc) ** 2) / v1 - 1)
 
     def sample(self, rng, n):
+        check_positive_int(n, "n")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
         eps = rng.standard_normal((n,) + self.batch_shape)
         return self.loc + self.scale * eps
 
@@ -148,7 +156,7 @@ class MeanFieldGaussian(ExponentialFamily):
 
     @classmethod
     def from_unconstrained(cls, u):
-        u = np.asarray(u, dtype=float)
+        u = cls._check_last_axis(u, "u")
         v = np.exp(2 * u[..., 1])
         return cls.from_natural(np.stack([u[..., 0] / v, -0.5 / v], axis=-1))
 

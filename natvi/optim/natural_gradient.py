@@ -61,7 +61,9 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
         factors); the first trial step of a line search.
     line_search : bool
         On a deterministic ELBO, choose each step by a strong-Wolfe line search.
-        When False, or when the ELBO is stochastic, ρ follows ``schedule``.
+        When False, ρ follows ``schedule`` and is halved while the step would lower the
+        ELBO; on a stochastic ELBO, ρ follows ``schedule`` and is halved while the step
+        would leave a family's domain.
     conjugate : bool
         Make successive line-search directions conjugate in the Fisher metric.
     schedule : {"constant", "robbins_monro"}
@@ -90,12 +92,19 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
     def update(grads, state, params, *, objective=None, valid=None):
         if objective is not None and line_search:
             return _line_search_step(grads, state, params, objective)
-        return _scheduled_step(grads, state, params, valid)
+        return _scheduled_step(grads, state, params, objective, valid)
 
-    def _scheduled_step(grads, state, params, valid):
+    def _scheduled_step(grads, state, params, objective, valid):
         rho = lr if schedule == "constant" else lr * (state.count + delay) ** (-decay)
+
+        def acceptable(rho):
+            new = {k: params[k] + rho * grads[k] for k in params}
+            if objective is not None:  # deterministic: never go downhill (nor leave the domain)
+                return objective(new).value >= objective(params).value
+            return valid is None or valid(new)
+
         rejected = 0
-        while valid is not None and not valid({k: params[k] + rho * grads[k] for k in params}):
+        while not acceptable(rho):
             rejected += 1
             if rejected > max_halvings:
                 rho = 0.0
