@@ -2,12 +2,23 @@
 
 from natvi import families, optim
 from natvi.elbo import elbo
-from natvi.families import MeanFieldGaussian
+from natvi.families import (
+    Bernoulli,
+    Beta,
+    Categorical,
+    Dirichlet,
+    FullRankGaussian,
+    Gamma,
+    LogitNormal,
+    LogNormal,
+    MeanFieldGaussian,
+)
 from natvi.fit import fit
 from natvi.model import Latent, Model
 from natvi.result import FitResult
 
 __version__ = "0.1.0"
 
-__all__ = ["FitResult", "Latent", "MeanFieldGaussian", "Model", "elbo", "families", "fit",
-           "optim"]
+__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "FitResult", "FullRankGaussian",
+           "Gamma", "Latent", "LogNormal", "LogitNormal", "MeanFieldGaussian", "Model", "elbo",
+           "families", "fit", "optim"]

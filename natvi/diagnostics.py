@@ -104,6 +104,16 @@ def k_threshold(n_draws):
     return min(1.0 - 1.0 / np.log10(n_draws), 0.7)
 
 
+class Diagnosis(NamedTuple):
+    """Pareto k̂ of a fit and its plain-words reading."""
+
+    k_hat: float
+    message: str
+
+    def __str__(self):
+        return self.message
+
+
 def verdict(k_hat, n_draws):
     """Plain-words reading of the Pareto k̂ of a variational fit from ``n_draws`` draws."""
     k_hat = as_float_array(k_hat, "k_hat")

@@ -6,15 +6,25 @@ from collections import OrderedDict
 import numpy as np
 
 from natvi.elbo import elbo
-from natvi.families import MeanFieldGaussian
+from natvi.factors import latent_names
+from natvi.families import (
+    Bernoulli,
+    Categorical,
+    Dirichlet,
+    FullRankGaussian,
+    LogitNormal,
+    LogNormal,
+    MeanFieldGaussian,
+)
 from natvi.families.base import ExponentialFamily
 from natvi.model import Model
 from natvi.optim import SHORTCUTS, Evaluation, Optimizer
 from natvi.result import FitResult
 from natvi.validation import as_rng, check_nonnegative_scalar, check_positive_int
 
-#: the family each support gets unless the caller picks one
-DEFAULT_FAMILIES = {"real": MeanFieldGaussian}
+#: the family each support gets unless the model or the caller picks one
+DEFAULT_FAMILIES = {"real": MeanFieldGaussian, "positive": LogNormal, "unit_interval": LogitNormal,
+                    "simplex": Dirichlet, "binary": Bernoulli, "categorical": Categorical}
 
 #: deterministic engines: stop when a unit natural-gradient step would gain less than this (nats)
 DEFAULT_TOL_DETERMINISTIC = 1e-9
@@ -38,8 +48,12 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         ``"ngd"`` (natural gradient, the default), ``"adam"``, another name in
         ``natvi.optim.SHORTCUTS``, or an optimizer such as ``natvi.optim.adam(0.05)``.
     family : family class or dict, optional
-        One family class for every latent, or {latent name: family class}; by default
-        a mean-field family per latent, picked by its support.
+        One family class for every latent of its support (a ``FullRankGaussian`` then
+        covers all real latents jointly, keeping their correlations), or {latent name:
+        family class}, where a tuple of names as key makes one joint full-rank factor.
+        Other latents get the model's default, else the default of their support:
+        ``MeanFieldGaussian`` (real), ``LogNormal`` (positive), ``LogitNormal`` (unit
+        interval), ``Dirichlet``, ``Bernoulli``, ``Categorical``.
     max_iter : int
         Maximum number of optimizer steps.
     tol : float, optional
@@ -120,27 +134,61 @@ def _resolve_optimizer(optimizer):
 
 
 def _resolve_families(model, family):
-    names = list(model.latents)
+    """{factor key: family class}, in the order of the model's latents."""
+    latents = model.latents
+    names = list(latents)
     if family is None:
         chosen = {}
     elif isinstance(family, dict):
-        unknown = sorted(set(family) - set(names))
-        if unknown:
-            raise ValueError(f"family: unknown latent name(s) {unknown}; the model has {names}")
-        chosen = dict(family)
+        chosen = {}
+        for key, cls in family.items():
+            covered = latent_names(key)
+            unknown = [n for n in covered if n not in latents]
+            if unknown or not covered:
+                raise ValueError(f"family: unknown latent name(s) {unknown or [key]}; the model "
+                                 f"has {names}")
+            chosen[covered[0] if len(covered) == 1 else tuple(covered)] = cls
+    elif isinstance(family, type) and issubclass(family, ExponentialFamily):
+        matching = [n for n in names if latents[n].support == family.support]
+        if not matching:
+            raise ValueError(f"family: {family.__name__} has support {family.support!r}, which "
+                             f"none of the latents {_supports(latents)} has")
+        if issubclass(family, FullRankGaussian) and len(matching) > 1:
+            chosen = {tuple(matching): family}  # one joint factor keeps the correlations
+        else:
+            chosen = dict.fromkeys(matching, family)
     else:
-        chosen = dict.fromkeys(names, family)
+        raise ValueError(f"family: expected a natvi family class or a dict {{latent name: "
+                         f"family class}}, got {family!r}")
+    owner = {}
+    for key in chosen:
+        for name in latent_names(key):
+            if name in owner:
+                raise ValueError(f"family: latent {name!r} is in two factors, {owner[name]!r} "
+                                 f"and {key!r}")
+            owner[name] = key
     out = {}
     for name in names:
-        support = model.latents[name].support
-        fam = chosen.get(name, DEFAULT_FAMILIES.get(support))
+        key = owner.get(name, name)
+        if key in out:
+            continue
+        fam = chosen.get(key) or model.default_families.get(name) \
+            or DEFAULT_FAMILIES[latents[name].support]
         if not (isinstance(fam, type) and issubclass(fam, ExponentialFamily)):
-            raise ValueError(f"family: expected a natvi family class for {name!r}, got {fam!r}")
-        if fam.support != support:
-            raise ValueError(f"family: {fam.__name__} has support {fam.support!r} but latent "
-                             f"{name!r} has support {support!r}")
-        out[name] = fam
+            raise ValueError(f"family: expected a natvi family class for {key!r}, got {fam!r}")
+        if isinstance(key, tuple) and not issubclass(fam, FullRankGaussian):
+            raise ValueError(f"family: only a FullRankGaussian covers several latents jointly, "
+                             f"got {fam.__name__} for {key!r}")
+        for n in latent_names(key):
+            if fam.support != latents[n].support:
+                raise ValueError(f"family: {fam.__name__} has support {fam.support!r} but latent "
+                                 f"{n!r} has support {latents[n].support!r}")
+        out[key] = fam
     return out
+
+
+def _supports(latents):
+    return {name: latent.support for name, latent in latents.items()}
 
 
 class _Objective:
@@ -181,7 +229,7 @@ class _Objective:
         return self.posterior_of(params) is not None
 
     def __call__(self, params):
-        key = b"".join(np.ascontiguousarray(params[k]).tobytes() for k in sorted(params))
+        key = b"".join(np.ascontiguousarray(params[k]).tobytes() for k in params)
         if key in self._cache:
             return self._cache[key]
         posterior = self.posterior_of(params)

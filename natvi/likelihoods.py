@@ -1,7 +1,9 @@
 """Observation models of generalized linear models, as functions of the linear predictor.
 
 Each likelihood gives log p(y | η) and its derivative in η, vectorized and
-overflow-safe, so the quadrature engine and the pointwise log-likelihood share them.
+overflow-safe, so the GLM engine and the pointwise log-likelihood share them. Where
+E[log p(y | η)] under η ~ N(a, b) has a closed form (Gaussian, Poisson), ``expected``
+gives it with its derivatives in a and b; the others use Gauss–Hermite quadrature.
 """
 
 from collections.abc import Callable
@@ -10,13 +12,20 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
+_LOG_2PI = np.log(2 * np.pi)
+
 
 class Likelihood(NamedTuple):
-    """log p(y | η) of a GLM, with ``grad`` = ∂/∂η log p(y | η)."""
+    """log p(y | η) of a GLM, with ``grad`` = ∂/∂η log p(y | η).
+
+    ``expected(y, a, b)``, when not None, returns Σᵢ E[log p(yᵢ | ηᵢ)] for ηᵢ ~ N(aᵢ, bᵢ)
+    and its derivatives in a and in b, each of shape (N,).
+    """
 
     name: str
     log_prob: Callable
     grad: Callable
+    expected: Callable | None = None
 
 
 def _logistic_log_prob(y, eta):
@@ -29,3 +38,57 @@ def _logistic_grad(y, eta):
 
 
 logistic = Likelihood("logistic", _logistic_log_prob, _logistic_grad)
+
+
+def _probit_log_prob(y, eta):
+    # log Φ(±η) with log_ndtr: accurate far into the tails, where log(Φ) would give −inf.
+    return special.log_ndtr((2 * y - 1) * eta)
+
+
+def _probit_grad(y, eta):
+    sign = 2 * y - 1
+    x = sign * eta
+    # φ(x)/Φ(x) as exp(log φ − log Φ): the inverse Mills ratio, finite for any x.
+    return sign * np.exp(-0.5 * x * x - 0.5 * _LOG_2PI - special.log_ndtr(x))
+
+
+probit = Likelihood("probit", _probit_log_prob, _probit_grad)
+
+
+def _poisson_log_prob(y, eta):
+    with np.errstate(over="ignore"):  # e^η = inf gives log p = −inf, reported by the fit
+        return y * eta - np.exp(eta) - special.gammaln(y + 1)
+
+
+def _poisson_grad(y, eta):
+    with np.errstate(over="ignore"):
+        return y - np.exp(eta)
+
+
+def _poisson_expected(y, a, b):
+    # E[e^η] = e^{a + b/2} under η ~ N(a, b)
+    with np.errstate(over="ignore"):
+        rate = np.exp(a + 0.5 * b)
+    value = float(np.sum(y * a - rate - special.gammaln(y + 1)))
+    return value, y - rate, -0.5 * rate
+
+
+poisson = Likelihood("poisson", _poisson_log_prob, _poisson_grad, _poisson_expected)
+
+
+def gaussian(noise_scale):
+    """The Gaussian likelihood N(y; η, σ²) with known noise standard deviation σ."""
+    s2 = float(noise_scale) ** 2
+
+    def log_prob(y, eta):
+        return -0.5 * (_LOG_2PI + np.log(s2)) - (y - eta) ** 2 / (2 * s2)
+
+    def grad(y, eta):
+        return (y - eta) / s2
+
+    def expected(y, a, b):
+        # E[(y − η)²] = (y − a)² + b
+        value = float(np.sum(-0.5 * (_LOG_2PI + np.log(s2)) - ((y - a) ** 2 + b) / (2 * s2)))
+        return value, (y - a) / s2, np.full(np.shape(a), -0.5 / s2)
+
+    return Likelihood("gaussian", log_prob, grad, expected)

@@ -1,19 +1,35 @@
-"""Monte Carlo expectations of a log joint, with pathwise (reparameterized) gradients.
+"""Monte Carlo expectations of a log joint, with natural gradients for every family.
 
-For any log joint written with ``autograd.numpy``: draws z = m + s·ε from each
-Gaussian factor, and by the reparameterization trick
-∇_m E[f] = E[∇f(z)] and ∇_v E[f] = E[∇f(z)·ε] / (2s), with v = s². The chain
-rule of the family then gives the gradient in its mean parameters, which is
-the natural gradient.
+For any log joint f(z) written with ``autograd.numpy``:
+
+- **pathwise** for Gaussian factors and their transforms (LogNormal, LogitNormal): draw
+  x = m + s·ε (or m + Lε), z = g⁻¹(x), and by the reparameterization trick
+  ∇_m E[f] = E[∇ₓf] and ∇_v E[f] = E[∇ₓf·ε] / (2s) — for a full-rank factor
+  ∇_Σ E[f] = ½ E[∇ₓf εᵀ] L⁻¹ (Stein's lemma); the family's chain rule then gives ∇_μ;
+- **score function** for the others (Gamma, Beta, Dirichlet, Bernoulli, Categorical): the
+  score of an exponential family is T(z) − μ, so ∇_η E[f] = Cov[T(z), f(z)] and the
+  natural gradient ∇_μ E[f] = F⁻¹ Cov[T, f] is the regression coefficient of f(z) on
+  T(z). The covariance is estimated with the sample mean of f as control variate,
+  Σₛ (T(zₛ) − μ)(f(zₛ) − f̄) / (S − 1), which is unbiased (the leave-one-out baseline)
+  and removes the variance the plain estimator Σₛ (T(zₛ) − μ) f(zₛ) / S carries from
+  the mean of f.
 """
 
 import autograd
+import numpy as np
 
-from natvi.families import MeanFieldGaussian
+from natvi import factors
 from natvi.validation import check_positive_int
 
 
-def expected_log_joint(log_joint, posterior, rng, n_samples=16):
+def is_pathwise(q):
+    """Does ``q`` have a reparameterization (a Gaussian, possibly transformed)?"""
+    return hasattr(q, "grad_mean_from_moments")
+
+
+
+
+def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
     """Monte Carlo estimate of E_q[log p(x, z)] and of its gradient in mean parameters.
 
     Parameters
@@ -22,38 +38,97 @@ def expected_log_joint(log_joint, posterior, rng, n_samples=16):
         ``log_joint(z)`` for one draw ``z`` = {latent name: array}, written with
         ``autograd.numpy``; returns a scalar.
     posterior : dict
-        {latent name: MeanFieldGaussian}.
+        {factor key: family instance}.
+    latents : dict
+        {latent name: natvi.model.Latent}, for splitting joint factors into latents.
     rng : numpy.random.Generator
-        Source of the standard-normal draws ε.
+        Source of every draw.
     n_samples : int
-        Draws per estimate.
+        Draws per estimate (at least 2 when a factor uses the score function).
 
     Returns
     -------
     value : float
         Unbiased estimate of E_q[log p(x, z)].
     grads : dict
-        {latent name: unbiased estimate of ∇_μ E_q[log p(x, z)]}.
+        {factor key: unbiased estimate of ∇_μ E_q[log p(x, z)]}.
     """
-    n_samples = check_positive_int(n_samples, "n_samples")
-    for name, q in posterior.items():
-        if not isinstance(q, MeanFieldGaussian):
-            raise ValueError(f"posterior: pathwise gradients need a Gaussian factor, got "
-                             f"{type(q).__name__} for {name!r}")
-    names = list(posterior)
-    eps = {k: rng.standard_normal((n_samples,) + posterior[k].batch_shape) for k in names}
+    n = check_positive_int(n_samples, "n_samples")
+    pathwise = [key for key, q in posterior.items() if is_pathwise(q)]
+    scored = [key for key, q in posterior.items() if not is_pathwise(q)]
+    if scored and n < 2:
+        raise ValueError(f"n_samples: score-function gradients (for {scored}) need at least "
+                         f"2 draws, got {n}")
 
-    def total(z_all):
-        # One autograd pass over all draws: Σ_s log p(x, z_s).
-        return sum(log_joint({k: z_all[k][s] for k in names}) for s in range(n_samples))
+    eps, x = {}, {}
+    for key in pathwise:
+        q = posterior[key]
+        if factors.is_flat(q):
+            eps[key] = rng.standard_normal((n,) + q.batch_shape + q.event_shape)
+            x[key] = q.loc + np.einsum("...ij,s...j->s...i", q.scale_tril, eps[key])
+        else:
+            eps[key] = rng.standard_normal((n,) + q.batch_shape)
+            x[key] = q.loc + q.scale * eps[key]
+    z_scored = {key: posterior[key].sample(rng, n) for key in scored}
 
-    z_all = {k: posterior[k].loc + posterior[k].scale * eps[k] for k in names}
-    grad_fn = autograd.value_and_grad(total)
-    value, g = grad_fn(z_all)
+    def f(x_one, s):
+        z = {}
+        for key in pathwise:
+            q, value = posterior[key], x_one[key]
+            if hasattr(q, "transform"):
+                value = q.transform(value)
+            z.update(factors.to_latents(latents, key, q, value))
+        for key in scored:
+            z[key] = z_scored[key][s]
+        return log_joint(z)
+
+    values = np.empty(n)
+    grad_x = {key: np.empty_like(x[key]) for key in pathwise}
+    value_and_grad = autograd.value_and_grad(f)
+    for s in range(n):
+        if pathwise:
+            values[s], g = value_and_grad({key: x[key][s] for key in pathwise}, s)
+            for key in pathwise:
+                grad_x[key][s] = g[key]
+        else:
+            values[s] = f({}, s)
+
     grads = {}
-    for k in names:
-        q = posterior[k]
-        grad_loc = g[k].mean(axis=0)
-        grad_var = (g[k] * eps[k]).mean(axis=0) / (2 * q.scale)
-        grads[k] = q.grad_mean_from_moments(grad_loc, grad_var)
-    return float(value) / n_samples, grads
+    for key in pathwise:
+        q, g, e = posterior[key], grad_x[key], eps[key]
+        if factors.is_flat(q):
+            outer = np.einsum("s...i,s...j->...ij", g, e) / n
+            # E[∇f εᵀ] L⁻¹, by a triangular solve: (L⁻ᵀ E[ε ∇fᵀ])ᵀ
+            right = np.swapaxes(np.linalg.solve(np.swapaxes(q.scale_tril, -1, -2),
+                                                np.swapaxes(outer, -1, -2)), -1, -2)
+            grad_cov = 0.25 * (right + np.swapaxes(right, -1, -2))
+            grads[key] = q.grad_mean_from_moments(g.mean(axis=0), grad_cov)
+        else:
+            grads[key] = q.grad_mean_from_moments(g.mean(axis=0),
+                                                  (g * e).mean(axis=0) / (2 * q.scale))
+    for key in scored:
+        grads[key] = score_function_gradient(values, posterior[key], z_scored[key])
+    return float(values.mean()), grads
+
+
+def score_function_gradient(f_values, q, draws, control_variate=True):
+    """The score-function estimate of ∇_μ E_q[f] from draws of ``q`` and f at them.
+
+    Parameters
+    ----------
+    f_values : ndarray, shape (S,)
+        f(zₛ) at each draw.
+    q : family instance
+        The factor the draws come from.
+    draws : ndarray, shape (S, *batch, *event_shape)
+        The draws zₛ.
+    control_variate : bool
+        Centre f at its sample mean (unbiased, S ≥ 2); False gives the plain estimator
+        F⁻¹ Σₛ (T(zₛ) − μ) f(zₛ) / S, for comparison.
+    """
+    f_values = np.asarray(f_values, dtype=float)
+    n = f_values.shape[0]
+    t = q.sufficient_statistics(draws) - q.mean_params
+    if control_variate:
+        return q.fisher_solve(np.tensordot(f_values - f_values.mean(), t, axes=(0, 0)) / (n - 1))
+    return q.fisher_solve(np.tensordot(f_values, t, axes=(0, 0)) / n)

@@ -1,7 +1,7 @@
 """What a fit returns: the posterior, the ELBO trace, draws, k̂ and ArviZ output."""
 
 
-from natvi import arviz_bridge, diagnostics
+from natvi import arviz_bridge, diagnostics, factors
 from natvi.validation import as_rng, check_positive_int
 
 
@@ -11,7 +11,8 @@ class FitResult:
     Attributes
     ----------
     posterior : dict
-        {latent name: family instance}, the fitted variational posterior.
+        {factor key: family instance}, the fitted variational posterior: the key is the
+        latent's name, or a tuple of names for a joint factor (see :mod:`natvi.factors`).
     elbo : float
         Final ELBO: the full bound on log p(x), constants included.
     history : dict of ndarray
@@ -53,13 +54,18 @@ class FitResult:
         """
         draws = check_positive_int(draws, "draws")
         rng = as_rng(seed)
-        return {name: self.posterior[name].sample(rng, draws) for name in self.model.latents}
+        out = {}
+        for key, q in self.posterior.items():
+            z = q.sample(rng, draws)
+            out.update(factors.to_latents(self.model.latents, key, q, z))
+        return {name: out[name] for name in self.model.latents}
 
     def log_q(self, draws):
         """log q(z) at each draw of ``draws`` ({name: (S, *shape)}), shape (S,)."""
         total = 0.0
-        for name, q in self.posterior.items():
-            lp = q.log_prob(draws[name])
+        for key, q in self.posterior.items():
+            lead = (len(draws[factors.latent_names(key)[0]]),)
+            lp = q.log_prob(factors.from_latents(self.model.latents, key, q, draws, lead))
             total = total + lp.reshape(lp.shape[0], -1).sum(axis=1)
         return total
 
@@ -75,6 +81,17 @@ class FitResult:
         z = self.sample(draws, seed)
         return diagnostics.pareto_k(self.model.log_joint(z), self.log_q(z))
 
+    def diagnose(self, draws=1000, seed=0):
+        """Pareto k̂ of the fit and what it means, in words (and what to try when k̂ > 0.7).
+
+        Returns
+        -------
+        Diagnosis
+            ``k_hat`` (float) and ``message`` (str), from :func:`natvi.diagnostics.verdict`.
+        """
+        k_hat = self.pareto_k(draws, seed)
+        return diagnostics.Diagnosis(k_hat, diagnostics.verdict(k_hat, draws))
+
     def to_arviz(self, draws=1000, seed=0):
         """Draws as ArviZ's own object: ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (≥ 1.0).
 
@@ -83,7 +100,8 @@ class FitResult:
         ``log_q`` = log q(z) per draw, for PSIS diagnostics and approximate-posterior LOO.
         """
         z = self.sample(draws, seed)
-        return arviz_bridge.to_arviz(self.model, z, self.model.log_joint(z), self.log_q(z),
+        return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)},
+                                     self.model.log_joint(z), self.log_q(z),
                                      self.model.pointwise_log_likelihood(z))
 
     def __repr__(self):

@@ -1,6 +1,15 @@
 """Exponential-family variational families with analytic Fisher information."""
 
 from natvi.families.base import ExponentialFamily
+from natvi.families.bernoulli import Bernoulli
+from natvi.families.beta import Beta
+from natvi.families.categorical import Categorical
+from natvi.families.dirichlet import Dirichlet
+from natvi.families.full_rank_gaussian import FullRankGaussian
+from natvi.families.gamma import Gamma
+from natvi.families.log_normal import LogNormal
+from natvi.families.logit_normal import LogitNormal
 from natvi.families.mean_field_gaussian import MeanFieldGaussian
 
-__all__ = ["ExponentialFamily", "MeanFieldGaussian"]
+__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "ExponentialFamily",
+           "FullRankGaussian", "Gamma", "LogNormal", "LogitNormal", "MeanFieldGaussian"]

@@ -15,20 +15,19 @@ class ExponentialFamily:
     :meth:`from_natural`. Instances are immutable.
     """
 
-    #: number of natural parameters per batch element
-    n_params: int = 0
+    #: number of natural parameters per batch element; None for families whose size is
+    #: set by the last axis of η (K categories, a d-dimensional full-rank Gaussian), which
+    #: then define :meth:`_valid_size`
+    n_params: int | None = 0
     #: shape of one draw of a batch element (``()`` for scalar families)
     event_shape: tuple = ()
     #: name of the support, as used by :class:`natvi.Model` latents
     support: str = ""
 
     def __init__(self, natural):
-        eta = np.asarray(natural, dtype=float)
-        if eta.ndim < 1 or eta.shape[-1] != self.n_params:
-            raise ValueError(
-                f"natural: expected an array of shape (*batch, {self.n_params}), "
-                f"got shape {eta.shape}"
-            )
+        eta = self._check_last_axis(natural, "natural")
+        if type(self).n_params is None:
+            self.n_params = eta.shape[-1]
         if not np.all(np.isfinite(eta)):
             raise ValueError("natural: expected finite values, got NaN or inf")
         if not np.all(self.in_domain(eta)):
@@ -57,10 +56,21 @@ class ExponentialFamily:
     @classmethod
     def _check_last_axis(cls, x, name):
         x = np.asarray(x, dtype=float)
-        if x.ndim < 1 or x.shape[-1] != cls.n_params:
-            raise ValueError(f"{name}: expected an array of shape (*batch, {cls.n_params}), "
+        ok = x.ndim >= 1 and (cls._valid_size(x.shape[-1]) if cls.n_params is None
+                              else x.shape[-1] == cls.n_params)
+        if not ok:
+            k = cls.n_params if cls.n_params is not None else cls._size_text
+            raise ValueError(f"{name}: expected an array of shape (*batch, {k}), "
                              f"got shape {x.shape}")
         return x
+
+    #: for variable-size families: what the last axis must be, in words
+    _size_text = "k"
+
+    @staticmethod
+    def _valid_size(k):
+        """For variable-size families (``n_params = None``): is k a valid last axis?"""
+        return k > 0
 
     # ---- closed forms a subclass provides -----------------------------
     @staticmethod

@@ -1,0 +1,210 @@
+"""Generalized linear models with Gaussian priors: the base of the regression models.
+
+Data checks shared by the regressions, and a model class whose expected log joint
+goes through the GLM engine (:mod:`natvi.glm`): a deterministic ELBO for mean-field
+and full-rank Gaussian factors alike.
+"""
+
+import numpy as np
+
+from natvi import glm
+from natvi.families import FullRankGaussian, MeanFieldGaussian
+from natvi.model import Latent, Model
+from natvi.validation import as_float_array, check_positive_int, check_positive_scalar
+
+_LOG_2PI = np.log(2 * np.pi)
+
+
+def design_matrix(X):
+    """X as a finite float 2-D array, with column names (from a DataFrame if given)."""
+    columns = getattr(X, "columns", None)
+    if columns is not None:
+        # ``dtype.kind`` answers for NumPy and pandas extension dtypes alike (str, category,
+        # Int64, boolean), where np.issubdtype raises TypeError on the extension ones.
+        bad = [str(c) for c, dt in zip(columns, X.dtypes, strict=True)
+               if getattr(dt, "kind", "O") not in "biuf"]
+        if bad:
+            raise ValueError(f"X: expected real numeric columns, got non-numeric or complex "
+                             f"column(s) {bad}")
+        names = [str(c) for c in columns]
+        # Nullable columns (Int64, Float64, boolean) would give an object array; missing
+        # values become NaN, which the finiteness check below reports.
+        X = X.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        names = None
+    X = as_float_array(X, "X")
+    if X.ndim != 2:
+        raise ValueError(f"X: expected a 2-D array (observations × features), got {X.ndim}-D")
+    if X.shape[0] == 0:
+        raise ValueError("X: expected at least one row, got 0")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X: expected finite values, found NaN or inf")
+    if names is None:
+        names = [f"x{j}" for j in range(X.shape[1])]
+    return X, names
+
+
+def response(y, n, name="y"):
+    """A numeric 1-D response of length ``n`` as floats (pandas Series accepted)."""
+    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number)
+                                 or np.issubdtype(y.dtype, np.bool_)):
+        raise ValueError(f"{name}: expected numeric values, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected real values, got dtype {y.dtype}")
+    y = y.astype(float)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name}: expected a 1-D array of length {n} (the rows of X), "
+                         f"got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+    return y
+
+
+def binary_labels(y, n):
+    """Labels in {0, 1} (booleans accepted) as floats."""
+    y = response(y, n)
+    bad = ~np.isin(y, (0.0, 1.0))
+    if np.any(bad):
+        raise ValueError(f"y: expected labels in {{0, 1}}, got {np.unique(y[bad])[:5].tolist()}")
+    return y
+
+
+def counts(y, n=None, name="counts"):
+    """Non-negative integer counts as floats; ``n`` the expected length, if any."""
+    y = response(y, len(np.ravel(y)) if n is None else n, name)
+    bad = (y < 0) | (y != np.round(y))
+    if np.any(bad):
+        raise ValueError(f"{name}: expected non-negative integers, got "
+                         f"{np.unique(y[bad])[:5].tolist()}")
+    return y
+
+
+def exposures(exposure, n):
+    """Positive exposures (time at risk, population) of length ``n``; None → ones."""
+    if exposure is None:
+        return np.ones(n)
+    e = response(exposure, n, "exposure")
+    if not np.all(e > 0):
+        raise ValueError(f"exposure: expected values > 0, got minimum {e.min()}")
+    return e
+
+
+def check_flag(value, name):
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+class GeneralizedLinearModel(Model):
+    r"""A GLM with independent Gaussian priors on the intercept and the coefficients.
+
+    .. math::
+        \alpha \sim N(0, s_0^2), \quad \beta_j \sim N(0, s^2), \quad
+        y_i \sim p(y_i \mid \eta_i), \quad \eta_i = \log e_i + \alpha + x_i^\top \beta,
+
+    with exposures eᵢ (ones unless given; used by count models).
+
+    Subclasses set ``likelihood`` (a :class:`natvi.likelihoods.Likelihood`) and define
+    ``_response`` (the data check of y) and ``_start``. Factors may be mean-field Gaussians, or full-rank Gaussians over the
+    coefficients or over the intercept and coefficients jointly.
+    """
+
+    deterministic = True
+    likelihood = None
+
+    def __init__(self, X, y, prior_scale, intercept_scale, fit_intercept, n_points,
+                 exposure=None):
+        self.X, self.feature_names = design_matrix(X)
+        n, d = self.X.shape
+        self.y = self._response(y, n)
+        self.prior_scale = check_positive_scalar(prior_scale, "prior_scale")
+        self.intercept_scale = check_positive_scalar(intercept_scale, "intercept_scale")
+        self.fit_intercept = check_flag(fit_intercept, "fit_intercept")
+        self.n_points = check_positive_int(n_points, "n_points")
+        self.exposure = exposures(exposure, n)
+        self.offset = np.log(self.exposure)
+        self.design = glm.Design(self.X, "coef", "intercept" if self.fit_intercept else None)
+        self.latents = {"coef": Latent((d,), "real")}
+        self.prior_scales = {"coef": np.full(d, self.prior_scale)}
+        if self.fit_intercept:
+            self.latents = {"intercept": Latent((), "real"), **self.latents}
+            self.prior_scales["intercept"] = np.asarray(self.intercept_scale)
+        self.observed_data = {"y": self.y}
+        self.coords = {"feature": self.feature_names, "obs": np.arange(n)}
+        self.dims = {"coef": ["feature"], "y": ["obs"]}
+
+    # ---- engine ---------------------------------------------------------------------
+    def _check_family(self, key, family):
+        if not issubclass(family, MeanFieldGaussian | FullRankGaussian) or (
+                family.support != "real"):
+            raise ValueError(f"family: {type(self).__name__} supports MeanFieldGaussian and "
+                             f"FullRankGaussian factors, got {family.__name__} for {key!r}")
+
+    def expected_log_joint(self, posterior, rng=None):
+        for key, q in posterior.items():
+            self._check_family(key, type(q))
+        value, grads = self._expected_log_likelihood(posterior)
+        prior, prior_grads = self._expected_log_prior(posterior)
+        return value + prior, {k: grads.get(k, 0.0) + prior_grads.get(k, 0.0)
+                               for k in posterior}
+
+    def _expected_log_likelihood(self, posterior):
+        """E_q[log p(y | w)] and its gradient, through the predictors' moments."""
+        loc, var = self.design.predictor_moments(posterior)
+        value, g_loc, g_var = glm.expected_log_likelihood(
+            self.likelihood, self.y, loc + self.offset, var, self.n_points)
+        return value, self.design.pull_back(posterior, g_loc, g_var)
+
+    def _expected_log_prior(self, posterior):
+        return glm.expected_log_prior(posterior, self.prior_scales)
+
+    # ---- log densities at draws -----------------------------------------------------
+    def _linear_predictor(self, draws):
+        eta = draws["coef"] @ self.X.T + self.offset
+        if self.fit_intercept:
+            eta = eta + np.asarray(draws["intercept"])[:, None]
+        return eta
+
+    def pointwise_log_likelihood(self, draws):
+        return {"y": self.likelihood.log_prob(self.y, self._linear_predictor(draws))}
+
+    def log_joint(self, draws):
+        lp = self.pointwise_log_likelihood(draws)["y"].sum(axis=1)
+        for name, s in self.prior_scales.items():
+            w = np.asarray(draws[name]).reshape(lp.shape[0], -1)
+            s = np.ravel(s)
+            lp = lp + np.sum(-0.5 * (_LOG_2PI + 2 * np.log(s)) - w**2 / (2 * s * s), axis=1)
+        return lp
+
+    def _response(self, y, n):
+        """The validated response, shape (n,)."""
+        raise NotImplementedError
+
+    # ---- the starting point -----------------------------------------------------------
+    def _start(self):
+        """Intercept mean to start from, and the likelihood's curvature −∂²log p/∂η² there
+        per observation (the weights of the first Gauss–Newton precision)."""
+        raise NotImplementedError
+
+    def initial_posterior(self, families):
+        # Start at the posterior precision of a Gauss–Newton step from w = 0 (the prior
+        # precision plus Dᵀ diag(c) D): one natural-gradient fixed point of the variances.
+        intercept, weights = self._start()
+        out = {}
+        for key, family in families.items():
+            self._check_family(key, family)
+            design = self.design.matrix(key)
+            names = (key,) if isinstance(key, str) else key
+            prior = np.concatenate([np.ravel(self.prior_scales[n]) for n in names]) ** -2.0
+            loc = np.concatenate([np.full(1, intercept) if n == "intercept"
+                                  else np.zeros(self.X.shape[1]) for n in names])
+            if issubclass(family, FullRankGaussian):
+                precision = np.diag(prior) + design.T @ (weights[:, None] * design)
+                cov = np.linalg.inv(precision)
+                out[key] = family(loc=loc, cov=0.5 * (cov + cov.T))
+            else:
+                precision = prior + weights @ design**2
+                shape = self.latents[key].shape
+                out[key] = family(loc=loc.reshape(shape), scale=precision.reshape(shape) ** -0.5)
+        return out
