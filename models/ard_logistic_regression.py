@@ -86,7 +86,7 @@ class ARDLogisticRegression(GeneralizedLinearModel):
                 mu = means[key]
                 if key in flat:
                     k = factors.size(self.latents, key)
-                    diag = anp.diagonal(anp.reshape(mu[k:], (k, k)))
+                    diag = anp.diagonal(anp.reshape(mu[k:], (k, k)), axis1=-1, axis2=-2)
                     second.update(factors.split(self.latents, key, diag))
                 else:
                     second[key] = mu[..., 1]

@@ -92,7 +92,7 @@ class LinearRegression(Model):
             if mu.ndim == 1 and mu.shape[0] == k + k * k:  # full rank: (m, E[wwᵀ])
                 m, m2 = mu[:k], anp.reshape(mu[k:], (k, k))
                 within = within + anp.sum(block * m2) - anp.dot(m, anp.dot(block, m))
-                second.append(anp.diagonal(m2))
+                second.append(anp.diagonal(m2, axis1=-1, axis2=-2))
             else:  # mean field: (m, E[w²]) per element
                 m, s = anp.reshape(mu[..., 0], (-1,)), anp.reshape(mu[..., 1], (-1,))
                 within = within + anp.sum(anp.diagonal(block) * (s - m * m))

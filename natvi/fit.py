@@ -18,7 +18,7 @@ from natvi.families import (
 )
 from natvi.families.base import ExponentialFamily
 from natvi.model import Model
-from natvi.optim import SHORTCUTS, Evaluation, Optimizer
+from natvi.optim import SHORTCUTS, Evaluation, Optimizer, natural_gradient
 from natvi.result import FitResult
 from natvi.validation import as_rng, check_nonnegative_scalar, check_positive_int
 
@@ -45,7 +45,8 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     model : natvi.model.Model
         The model, e.g. ``natvi.models.LogisticRegression(X, y)``.
     optimizer : str or natvi.optim.Optimizer
-        ``"ngd"`` (natural gradient, the default), ``"adam"``, another name in
+        ``"ngd"`` (natural gradient, the default; see :func:`default_natural_gradient`),
+        ``"adam"``, another name in
         ``natvi.optim.SHORTCUTS``, or an optimizer such as ``natvi.optim.adam(0.05)``.
     family : family class or dict, optional
         One family class for every latent of its support (a ``FullRankGaussian`` then
@@ -72,8 +73,8 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     """
     if not isinstance(model, Model):
         raise ValueError(f"model: expected a natvi Model, got {type(model).__name__}")
-    opt = _resolve_optimizer(optimizer)
     families = _resolve_families(model, family)
+    opt = _resolve_optimizer(optimizer, model, families)
     max_iter = check_positive_int(max_iter, "max_iter")
     if tol is None:
         tol = DEFAULT_TOL_DETERMINISTIC if model.deterministic else DEFAULT_TOL_STOCHASTIC
@@ -121,16 +122,34 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
                      optimizer=opt.name, gain=ev.aux["gain"])
 
 
-def _resolve_optimizer(optimizer):
+def _resolve_optimizer(optimizer, model, families):
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str):
         if optimizer not in SHORTCUTS:
             raise ValueError(f"optimizer: expected one of {sorted(SHORTCUTS)} or a "
                              f"natvi.optim optimizer, got {optimizer!r}")
+        if SHORTCUTS[optimizer] is natural_gradient:
+            return default_natural_gradient(model, families)
         return SHORTCUTS[optimizer]()
     raise ValueError(f"optimizer: expected a name or a natvi.optim optimizer, got "
                      f"{type(optimizer).__name__}")
+
+
+def default_natural_gradient(model, families):
+    """The natural-gradient settings ``"ngd"`` stands for, given the model and its families.
+
+    On a deterministic ELBO: line search from ρ = 1, with Fisher-conjugate directions
+    for mean-field factors (they remove the Jacobi zig-zag of coordinate-wise
+    curvature); a full-rank Gaussian's natural step is already a Newton step, which
+    mixing in old directions would spoil (on breast-cancer logistic regression it took
+    6 iterations to 0.01 nats without, 12 with). On a stochastic ELBO: a Robbins–Monro
+    schedule ρₜ = 0.5 (t + 1)^−0.7.
+    """
+    if not model.deterministic:
+        return natural_gradient(0.5, schedule="robbins_monro", decay=0.7)
+    return natural_gradient(1.0, conjugate=not any(issubclass(f, FullRankGaussian)
+                                                   for f in families.values()))
 
 
 def _resolve_families(model, family):
