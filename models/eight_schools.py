@@ -3,7 +3,7 @@
 import autograd.numpy as anp
 import numpy as np
 
-from natvi.model import Latent, Model
+from natvi.model import Model
 from natvi.validation import as_float_array, check_positive_scalar
 
 #: The SAT coaching experiments of Rubin (1981): estimated effects and their standard errors.

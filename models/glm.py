@@ -106,8 +106,9 @@ class GeneralizedLinearModel(Model):
     with exposures eᵢ (ones unless given; used by count models).
 
     Subclasses set ``likelihood`` (a :class:`natvi.likelihoods.Likelihood`) and define
-    ``_response`` (the data check of y) and ``_start``. Factors may be mean-field Gaussians, or full-rank Gaussians over the
-    coefficients or over the intercept and coefficients jointly.
+    ``_response`` (the data check of y) and ``_start``. Factors may be mean-field
+    Gaussians, or full-rank Gaussians over the coefficients or over the intercept and
+    coefficients jointly.
     """
 
     deterministic = True

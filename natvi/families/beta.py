@@ -13,14 +13,14 @@ from autograd.scipy.special import gammaln as _gammaln
 from scipy import special
 
 from natvi.families import dirichlet as _dir
-from natvi.families.base import ExponentialFamily
-from natvi.families.gamma import (
+from natvi.families._special import (
     _HALF_LOG_2PI,
     _broadcast,
     _check_sample_args,
     _log_ratio_excess,
     _stirling_remainder,
 )
+from natvi.families.base import ExponentialFamily
 from natvi.validation import check_finite_array, check_positive_array
 
 

@@ -10,8 +10,7 @@ from autograd.scipy.special import digamma as _digamma
 from autograd.scipy.special import gammaln as _gammaln
 from scipy import special
 
-from natvi.families.base import ExponentialFamily
-from natvi.families.gamma import (
+from natvi.families._special import (
     _HALF_LOG_2PI,
     _check_sample_args,
     _entropy_core,
@@ -22,6 +21,7 @@ from natvi.families.gamma import (
     _stirling_remainder,
     _x_trigamma_minus_one,
 )
+from natvi.families.base import ExponentialFamily
 from natvi.validation import check_finite_array, check_positive_array
 
 
