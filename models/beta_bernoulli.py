@@ -33,6 +33,8 @@ class BetaBernoulli(Model):
 
     def __init__(self, y, a=1.0, b=1.0):
         self.y = binary_labels(y, len(np.ravel(y)))
+        if self.y.size == 0:
+            raise ValueError("y: expected at least one outcome, got none")
         self.a = check_positive_scalar(a, "a")
         self.b = check_positive_scalar(b, "b")
         self.latents = {"p": Latent((), "unit_interval")}

@@ -19,6 +19,7 @@ from natvi.families import (
 from natvi.families.base import ExponentialFamily
 from natvi.model import Model
 from natvi.optim import SHORTCUTS, Evaluation, Optimizer, natural_gradient
+from natvi.progress import progress_bar, report
 from natvi.result import FitResult
 from natvi.validation import as_rng, check_nonnegative_scalar, check_positive_int
 
@@ -37,7 +38,7 @@ MAX_REJECTIONS = 30
 
 
 def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
-        callback=None):
+        callback=None, progress=None):
     """Fit a variational posterior by maximizing the ELBO.
 
     Parameters
@@ -66,6 +67,9 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         Randomness of Monte Carlo engines (and of nothing else).
     callback : callable, optional
         Called as ``callback(iteration, elbo, posterior)`` after every step.
+    progress : bool, optional
+        Show a progress bar (iteration, ELBO, step size) for fits that take more than a
+        second. By default shown when the output is a terminal or a notebook.
 
     Returns
     -------
@@ -80,6 +84,10 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         tol = DEFAULT_TOL_DETERMINISTIC if model.deterministic else DEFAULT_TOL_STOCHASTIC
     tol = check_nonnegative_scalar(tol, "tol")
     rng = as_rng(seed)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback: expected a function or None, got {type(callback).__name__}")
+    if not (progress is None or isinstance(progress, bool)):
+        raise ValueError(f"progress: expected True, False or None, got {progress!r}")
 
     start = time.perf_counter()
     objective = _Objective(model, families, opt, rng)
@@ -91,6 +99,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     history = _History()
     history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
     status = "max_iter"
+    bar = progress_bar(progress, max_iter)
     try:
         for n_iter in range(1, max_iter + 1):
             grads = ev.natural_grad if opt.natural else ev.grad
@@ -106,6 +115,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
             history.add(ev.value, float(state.step_size) * 0.5**halvings, objective.n_evals,
                         time.perf_counter() - start,
                         halvings + int(getattr(state, "rejected", 0)))
+            report(bar, ev.value, history.step_size[-1])
             if callback is not None:
                 callback(n_iter, ev.value, ev.aux["posterior"])
             if _converged(model.deterministic, ev, history.elbo, tol):
@@ -117,6 +127,9 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
                 break
     except KeyboardInterrupt:
         status = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
     return FitResult(model=model, posterior=ev.aux["posterior"], elbo=ev.value,
                      history=history.as_arrays(), status=status, n_iter=len(history.elbo) - 1,
                      optimizer=opt.name, gain=ev.aux["gain"])
@@ -143,11 +156,14 @@ def default_natural_gradient(model, families):
     for mean-field factors (they remove the Jacobi zig-zag of coordinate-wise
     curvature); a full-rank Gaussian's natural step is already a Newton step, which
     mixing in old directions would spoil (on breast-cancer logistic regression it took
-    6 iterations to 0.01 nats without, 12 with). On a stochastic ELBO: a Robbins–Monro
-    schedule ρₜ = 0.5 (t + 1)^−0.7.
+    6 iterations to 0.01 nats without, 12 with). On a stochastic ELBO: a constant step
+    of 0.1, which measured best of constant 0.05 and 0.1 and Robbins–Monro schedules
+    0.5 (t + 1)^−0.7 and 0.1 (t + 10)^−0.55 on eight schools (centered and not) and on
+    normal and Student-t models of Newcomb's data: the decaying schedules stalled far from
+    the optimum, and a first step of 0.5 overshot by ten orders of magnitude in the ELBO.
     """
     if not model.deterministic:
-        return natural_gradient(0.5, schedule="robbins_monro", decay=0.7)
+        return natural_gradient(0.1)
     return natural_gradient(1.0, conjugate=not any(issubclass(f, FullRankGaussian)
                                                    for f in families.values()))
 

@@ -127,24 +127,42 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
                 candidate = tree_map(lambda g, d: g + beta * d, grads, state.direction)
                 if tree_vdot(candidate, grad) > 0:
                     direction, restart = candidate, False
-        slope = tree_vdot(direction, grad)
-        if not slope > 0:  # at a stationary point, to rounding
+        alpha, n_eval, n_bad, slope = _search(direction, grad, restart, state, params,
+                                              objective)
+        if alpha == 0 and not restart:
+            # The conjugate direction found no ascent: fall back to the natural gradient.
+            direction, restart = grads, True
+            alpha, n_eval, n_bad, slope = _search(direction, grad, restart, state, params,
+                                                  objective)
+        if alpha == 0:  # no ascent along the natural gradient: stationary, to rounding
             return tree_zeros_like(params), state._replace(
-                count=state.count + 1, step_size=np.asarray(0.0), evaluations=np.zeros((), int),
-                rejected=np.zeros((), int), slope=np.asarray(0.0))
+                count=state.count + 1, step_size=np.asarray(0.0), evaluations=np.asarray(n_eval),
+                rejected=np.asarray(n_bad), slope=np.asarray(0.0))
+        new_state = NaturalGradientState(
+            state.count + 1, np.asarray(alpha), np.asarray(n_eval), np.asarray(n_bad),
+            direction, grads, grad, np.asarray(slope))
+        return tree_map(lambda d: alpha * d, direction), new_state
+
+    def _search(direction, grad, restart, state, params, objective):
+        """(α, evaluations, rejected trials, slope) of a line search along ``direction``;
+        α = 0 when no trial step increases the ELBO."""
+        slope = tree_vdot(direction, grad)
+        if not slope > 0:
+            return 0.0, 0, 0, slope
         if restart or state.slope <= 0:
             alpha0 = lr
-        else:  # Nocedal & Wright's guess: the same first-order change as the last step
-            alpha0 = float(state.step_size * state.slope / slope)
+        else:
+            # Nocedal & Wright's guess: the same first-order change as the last step; capped
+            # at twice the last step, as the slope can drop by orders of magnitude at once
+            # (after an exact coordinate update) and the guess then overshoots far outside
+            # the domain.
+            alpha0 = min(float(state.step_size * state.slope / slope),
+                         2.0 * max(float(state.step_size), lr))
         value0 = objective(params).value
         alpha, n_eval, n_bad = _wolfe_search(
             lambda a: objective(tree_map(lambda p, d: p + a * d, params, direction)),
             direction, value0, slope, alpha0, max_evaluations)
-        step = tree_map(lambda d: alpha * d, direction)
-        new_state = NaturalGradientState(
-            state.count + 1, np.asarray(alpha), np.asarray(n_eval), np.asarray(n_bad),
-            direction, grads, grad, np.asarray(slope if alpha > 0 else 0.0))
-        return step, new_state
+        return alpha, n_eval, n_bad, slope
 
     return Optimizer(init, update, "natural", True, f"ngd({lr:g})")
 
