@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from natvi import closed_form, factors, monte_carlo
+from natvi.families.base import ExponentialFamily
 from natvi.validation import check_positive_int
 
 SUPPORTS = ("real", "positive", "unit_interval", "simplex", "binary", "categorical")
@@ -50,11 +51,11 @@ def as_latent(spec, name):
         raise ValueError(f"latents[{name!r}]: expected a support name, a Latent or a tuple "
                          f"(shape, support[, categories]), got {type(spec).__name__}")
     shape = (spec.shape,) if isinstance(spec.shape, numbers.Integral) else spec.shape
-    try:
-        shape = tuple(int(n) for n in shape)
-    except TypeError:
+    if not isinstance(shape, tuple | list) or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
         raise ValueError(f"latents[{name!r}]: shape must be a tuple of integers, "
-                         f"got {spec.shape!r}") from None
+                         f"got {spec.shape!r}")
+    shape = tuple(int(n) for n in shape)
     if any(n < 1 for n in shape):
         raise ValueError(f"latents[{name!r}]: shape must have positive sizes, got {shape}")
     if spec.support not in SUPPORTS:
@@ -150,6 +151,14 @@ class Model:
         if not isinstance(families, dict) or set(families) - set(self.latents):
             raise ValueError(f"families: expected a dict {{latent name: family class}} over "
                              f"{list(self.latents)}, got {families!r}")
+        for name, family in families.items():
+            if not (isinstance(family, type) and issubclass(family, ExponentialFamily)):
+                raise ValueError(f"families[{name!r}]: expected a natvi family class, "
+                                 f"got {family!r}")
+            if family.support != self.latents[name].support:
+                raise ValueError(f"families[{name!r}]: {family.__name__} has support "
+                                 f"{family.support!r} but the latent has support "
+                                 f"{self.latents[name].support!r}")
         self.default_families = dict(families)
         for arg, value in (("observed_data", observed_data), ("coords", coords),
                            ("dims", dims)):
