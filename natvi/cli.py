@@ -11,9 +11,9 @@ and 1 otherwise.
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 
 import natvi
@@ -157,12 +157,17 @@ def _draws(text):
 
 
 # ---- data -----------------------------------------------------------------------------
-def _read_data(path, target):
-    """(features DataFrame, 0/1 target array) from a CSV file, or CommandError."""
+def _pandas():
     try:
-        import pandas as pd
+        import pandas
     except ImportError:
         raise CommandError(f"reading CSV files needs pandas: {_INSTALL_HINT}") from None
+    return pandas
+
+
+def _read_data(path, target):
+    """(features DataFrame, 0/1 target array) from a CSV file, or CommandError."""
+    pd = _pandas()
     path = Path(path)
     if not path.exists():
         raise CommandError(f"{path}: no such file")
@@ -226,7 +231,8 @@ def _model(args):
     else:
         note = "features used as they are (no --standardize)"
         positive = sd[sd > 0]
-        if len(positive) > 1 and positive.max() > SCALE_SPREAD_HINT * positive.min():
+        if (args.family == "mean_field" and len(positive) > 1
+                and positive.max() > SCALE_SPREAD_HINT * positive.min()):
             note += (f"; their standard deviations range from {positive.min():.3g} to "
                      f"{positive.max():.3g}, which slows mean-field fits: consider --standardize")
     model = MODELS[args.model](X, y, prior_scale=args.prior_scale)
@@ -253,19 +259,13 @@ def _run_fit(args):
         except ImportError:
             raise CommandError('writing netCDF needs h5netcdf: pip install "natvi[netcdf]"') \
                 from None
-    try:
-        import arviz as az
-        import pandas as pd
-    except ImportError as exc:
-        raise CommandError(f"{exc}: {_INSTALL_HINT}") from None
+    pd = _pandas()
     model, head, note = _model(args)
     optimizer = "ngd" if args.optimizer == "ngd" else natvi.optim.adam()
     result = natvi.fit(model, optimizer, family=FAMILIES[args.family], max_iter=args.max_iter,
                        seed=args.seed)
     data = result.to_arviz(draws=args.draws, seed=args.seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # one chain: nothing to warn about here
-        summary = az.summary(data, kind="stats")
+    summary = az.summary(data, kind="stats")  # "stats": no r_hat/ESS columns for one chain
 
     print(head)
     print(note)
@@ -278,8 +278,9 @@ def _run_fit(args):
     print(f"status: {result.status} after {result.n_iter} iterations of {result.optimizer}, "
           f"{hist['grad_evals'][-1]} ELBO evaluations, {hist['seconds'][-1]:.2f} s")
     if result.status != "converged":
-        print("  (not converged: the summary is of an unfinished fit; raise --max-iter, or "
-              "try --standardize or --optimizer ngd)")
+        tips = ["raise --max-iter"] + (["try --standardize"] if not args.standardize else []) \
+            + (["try --optimizer ngd"] if args.optimizer != "ngd" else [])
+        print(f"  (not converged: the summary is of an unfinished fit; {', or '.join(tips)})")
     print(result.diagnose(draws=args.draws, seed=args.seed).message)
     print(f"({args.draws} independent draws from q as one chain: r_hat and ESS would not be "
           "sampler diagnostics and are left out.)")
@@ -295,7 +296,10 @@ def _run_fit(args):
 def _run_compare(args):
     if args.out is not None:
         _check_writable(args.out, "plot")
-        matplotlib = plot.require_matplotlib()
+        try:
+            matplotlib = plot.require_matplotlib()
+        except ImportError as exc:
+            raise CommandError(str(exc)) from None
         from matplotlib.backend_bases import FigureCanvasBase
 
         suffix = Path(args.out).suffix.lstrip(".").lower()
