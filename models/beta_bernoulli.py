@@ -32,7 +32,7 @@ class BetaBernoulli(Model):
     default_families = {"p": Beta}
 
     def __init__(self, y, a=1.0, b=1.0):
-        self.y = binary_labels(y, len(np.ravel(y)))
+        self.y = binary_labels(y)
         if self.y.size == 0:
             raise ValueError("y: expected at least one outcome, got none")
         self.a = check_positive_scalar(a, "a")

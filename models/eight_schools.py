@@ -58,6 +58,9 @@ class EightSchools(Model):
         if not isinstance(centered, bool | np.bool_):
             raise ValueError(f"centered: expected True or False, got {centered!r}")
         self.y, self.sigma, self.centered = y, sigma, bool(centered)
+        #: what FitResult.diagnose suggests when k̂ is high
+        self.reparameterization_hint = ("the non-centered form, EightSchools(centered=False)"
+                                        if self.centered else None)
         self.mu_scale = check_positive_scalar(mu_scale, "mu_scale")
         self.tau_scale = check_positive_scalar(tau_scale, "tau_scale")
         j = y.size

@@ -44,8 +44,9 @@ def design_matrix(X):
     return X, names
 
 
-def response(y, n, name="y"):
-    """A numeric 1-D response of length ``n`` as floats (pandas Series accepted)."""
+def response(y, n=None, name="y"):
+    """A numeric 1-D response as floats, of length ``n`` (the rows of X) if given; pandas
+    Series accepted."""
     y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
     if y.dtype == object or not (np.issubdtype(y.dtype, np.number)
                                  or np.issubdtype(y.dtype, np.bool_)):
@@ -53,7 +54,9 @@ def response(y, n, name="y"):
     if np.issubdtype(y.dtype, np.complexfloating):
         raise ValueError(f"{name}: expected real values, got dtype {y.dtype}")
     y = y.astype(float)
-    if y.ndim != 1 or y.shape[0] != n:
+    if y.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {y.shape}")
+    if n is not None and y.shape[0] != n:
         raise ValueError(f"{name}: expected a 1-D array of length {n} (the rows of X), "
                          f"got shape {y.shape}")
     if not np.all(np.isfinite(y)):
@@ -61,8 +64,8 @@ def response(y, n, name="y"):
     return y
 
 
-def binary_labels(y, n):
-    """Labels in {0, 1} (booleans accepted) as floats."""
+def binary_labels(y, n=None):
+    """Labels in {0, 1} (booleans accepted) as floats; ``n`` the rows of X, if any."""
     y = response(y, n)
     bad = ~np.isin(y, (0.0, 1.0))
     if np.any(bad):
@@ -72,7 +75,7 @@ def binary_labels(y, n):
 
 def counts(y, n=None, name="counts"):
     """Non-negative integer counts as floats; ``n`` the expected length, if any."""
-    y = response(y, len(np.ravel(y)) if n is None else n, name)
+    y = response(y, n, name)
     bad = (y < 0) | (y != np.round(y))
     if np.any(bad):
         raise ValueError(f"{name}: expected non-negative integers, got "

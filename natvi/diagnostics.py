@@ -114,8 +114,17 @@ class Diagnosis(NamedTuple):
         return self.message
 
 
-def verdict(k_hat, n_draws):
-    """Plain-words reading of the Pareto k̂ of a variational fit from ``n_draws`` draws."""
+#: what to try when k̂ is high, unless the caller knows better
+SUGGESTIONS = ("a full-rank family", "more draws",
+               "reparameterizing the model (e.g. non-centered)")
+
+
+def verdict(k_hat, n_draws, suggestions=SUGGESTIONS):
+    """Plain-words reading of the Pareto k̂ of a variational fit from ``n_draws`` draws.
+
+    ``suggestions`` lists what to try when k̂ is high (a fit that is already full-rank
+    should not be told to try a full-rank family).
+    """
     k_hat = as_float_array(k_hat, "k_hat")
     if k_hat.ndim != 0 or np.isnan(k_hat):
         raise ValueError(f"k_hat: expected one number (inf allowed), got {k_hat!r}")
@@ -129,12 +138,15 @@ def verdict(k_hat, n_draws):
         return (f"{head}: good. The variational posterior is close enough to the true "
                 "posterior for its draws and summaries to be used directly.")
     if k_hat < threshold:
+        compare = (" and compare with a full-rank family"
+                   if any("full-rank" in s for s in suggestions) else "")
         return (f"{head}: ok, but the variational posterior is not the true posterior. "
-                "Prefer importance-weighted (PSIS) estimates to raw draws, and compare "
-                "with a full-rank family.")
+                f"Prefer importance-weighted (PSIS) estimates to raw draws{compare}.")
+    tries = list(suggestions)
+    advice = (f" Try {tries[0]}." if len(tries) == 1 else
+              f" Try {', '.join(tries[:-1])}, or {tries[-1]}." if tries else "")
     return (f"{head}: unreliable. The variational posterior misses much of the true "
-            "posterior; do not trust its draws. Try a full-rank family, more draws, or "
-            "reparameterizing the model (e.g. non-centered).")
+            f"posterior; do not trust its draws.{advice}")
 
 
 def loo_approximate_posterior(data, var_name=None):

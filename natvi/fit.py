@@ -1,7 +1,7 @@
 """The fit loop: model → engine → family → optimizer → result, in one straight line."""
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import numpy as np
 
@@ -99,6 +99,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     history = _History()
     history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
     status = "max_iter"
+    recent = deque(maxlen=WINDOW)  # the last iterates, averaged at the end of stochastic fits
     bar = progress_bar(progress, max_iter)
     try:
         for n_iter in range(1, max_iter + 1):
@@ -112,6 +113,8 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
                 break
             moved = any(np.any(new_params[k] != params[k]) for k in params)
             params, ev = new_params, new_ev
+            if not model.deterministic:
+                recent.append(params)
             history.add(ev.value, float(state.step_size) * 0.5**halvings, objective.n_evals,
                         time.perf_counter() - start,
                         halvings + int(getattr(state, "rejected", 0)))
@@ -130,6 +133,8 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     finally:
         if bar is not None:
             bar.close()
+    if recent and status != "diverged":
+        ev = _averaged(objective, recent, ev)
     return FitResult(model=model, posterior=ev.aux["posterior"], elbo=ev.value,
                      history=history.as_arrays(), status=status, n_iter=len(history.elbo) - 1,
                      optimizer=opt.name, gain=ev.aux["gain"])
@@ -301,6 +306,16 @@ def _safe_step(objective, params, updates):
             return new, ev, rejected
         scale *= 0.5
     return params, None, MAX_REJECTIONS
+
+
+def _averaged(objective, iterates, last):
+    """Evaluation at the mean of the last stochastic iterates (Polyak–Ruppert averaging):
+    a constant step leaves the iterates jittering around the optimum, and their mean is
+    closer to it. Natural and unconstrained parameter domains are convex, so the mean is
+    a valid point; the last iterate is kept if the mean's ELBO estimate is not finite."""
+    mean = {k: np.mean([p[k] for p in iterates], axis=0) for k in iterates[0]}
+    ev = objective(mean)
+    return ev if np.isfinite(ev.value) else last
 
 
 def _converged(deterministic, ev, elbos, tol):

@@ -13,8 +13,10 @@ class FitResult:
     posterior : dict
         {factor key: family instance}, the fitted variational posterior: the key is the
         latent's name, or a tuple of names for a joint factor (see :mod:`natvi.factors`).
+        On a stochastic ELBO, the average of the last 50 iterates' parameters.
     elbo : float
-        Final ELBO: the full bound on log p(x), constants included.
+        Final ELBO: the full bound on log p(x), constants included (on a stochastic ELBO,
+        an estimate at the returned posterior).
     history : dict of ndarray
         Per iteration, starting with the initial point: ``elbo``, ``step_size``,
         ``grad_evals`` (cumulative ELBO-and-gradient evaluations), ``seconds``
@@ -90,7 +92,15 @@ class FitResult:
             ``k_hat`` (float) and ``message`` (str), from :func:`natvi.diagnostics.verdict`.
         """
         k_hat = self.pareto_k(draws, seed)
-        return diagnostics.Diagnosis(k_hat, diagnostics.verdict(k_hat, draws))
+        tries = []
+        if any(not factors.is_flat(q) and q.support == "real" for q in self.posterior.values()):
+            tries.append("a full-rank family (fit(..., family=natvi.FullRankGaussian))")
+        tries.append("more draws")
+        hint = getattr(self.model, "reparameterization_hint",
+                       "reparameterizing the model (e.g. non-centered)")
+        if hint:
+            tries.append(hint)
+        return diagnostics.Diagnosis(k_hat, diagnostics.verdict(k_hat, draws, tries))
 
     def to_arviz(self, draws=1000, seed=0):
         """Draws as ArviZ's own object: ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (≥ 1.0).
