@@ -13,12 +13,12 @@ from natvi.families import (
     LogNormal,
     MeanFieldGaussian,
 )
-from natvi.fit import fit
+from natvi.fit import DivergenceError, fit
 from natvi.model import Latent, Model
-from natvi.result import FitResult
+from natvi.result import FitResult, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "FitResult", "FullRankGaussian",
-           "Gamma", "Latent", "LogNormal", "LogitNormal", "MeanFieldGaussian", "Model", "elbo",
-           "families", "fit", "optim"]
+__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "DivergenceError", "FitResult",
+           "FullRankGaussian", "Gamma", "Latent", "LogNormal", "LogitNormal", "MeanFieldGaussian",
+           "Model", "elbo", "families", "fit", "load", "optim"]

@@ -5,6 +5,7 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
+from natvi import checkpoint as ckpt
 from natvi.elbo import elbo
 from natvi.factors import latent_names
 from natvi.families import (
@@ -38,7 +39,8 @@ MAX_REJECTIONS = 30
 
 
 def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
-        callback=None, progress=None):
+        callback=None, progress=None, checkpoint=None, checkpoint_every=10, resume=None,
+        strict=False):
     """Fit a variational posterior by maximizing the ELBO.
 
     Parameters
@@ -47,8 +49,8 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         The model, e.g. ``natvi.models.LogisticRegression(X, y)``.
     optimizer : str or natvi.optim.Optimizer
         ``"ngd"`` (natural gradient, the default; see :func:`default_natural_gradient`),
-        ``"adam"``, another name in
-        ``natvi.optim.SHORTCUTS``, or an optimizer such as ``natvi.optim.adam(0.05)``.
+        ``"adam"``, another name in ``natvi.optim.SHORTCUTS``, or an optimizer such as
+        ``natvi.optim.adam(0.05)``.
     family : family class or dict, optional
         One family class for every latent of its support (a ``FullRankGaussian`` then
         covers all real latents jointly, keeping their correlations), or {latent name:
@@ -57,7 +59,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         ``MeanFieldGaussian`` (real), ``LogNormal`` (positive), ``LogitNormal`` (unit
         interval), ``Dirichlet``, ``Bernoulli``, ``Categorical``.
     max_iter : int
-        Maximum number of optimizer steps.
+        Maximum number of optimizer steps (counted from the start, also when resuming).
     tol : float, optional
         Convergence tolerance. For a deterministic ELBO: the ELBO gain of a unit
         natural-gradient step, ½⟨∇_μ L, F ∇_μ L⟩, in nats (default 1e-9). For a
@@ -70,10 +72,24 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     progress : bool, optional
         Show a progress bar (iteration, ELBO, step size) for fits that take more than a
         second. By default shown when the output is a terminal or a notebook.
+    checkpoint : str or path, optional
+        File to write the whole state of the fit to every ``checkpoint_every`` iterations
+        and at the end (atomically: a crash leaves the previous checkpoint intact).
+    checkpoint_every : int
+        Iterations between checkpoints.
+    resume : str or path, optional
+        A checkpoint to continue from; the fit then gives bit for bit the numbers the
+        uninterrupted fit would have (same model, family, optimizer and seed).
+    strict : bool
+        Raise :class:`natvi.fit.DivergenceError` instead of returning a ``"diverged"``
+        result.
 
     Returns
     -------
     natvi.result.FitResult
+        ``status`` is ``"converged"``, ``"max_iter"``, ``"diverged"`` (no step survived
+        30 halvings: the last good parameters are returned) or ``"interrupted"``
+        (KeyboardInterrupt).
     """
     if not isinstance(model, Model):
         raise ValueError(f"model: expected a natvi Model, got {type(model).__name__}")
@@ -88,56 +104,97 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         raise ValueError(f"callback: expected a function or None, got {type(callback).__name__}")
     if not (progress is None or isinstance(progress, bool)):
         raise ValueError(f"progress: expected True, False or None, got {progress!r}")
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if not isinstance(strict, bool):
+        raise ValueError(f"strict: expected True or False, got {strict!r}")
 
-    start = time.perf_counter()
     objective = _Objective(model, families, opt, rng)
-    params = objective.coordinates_of(model.initial_posterior(families))
-    state = opt.init(params)
-    ev = objective(params)
-    if not np.isfinite(ev.value):
-        raise ValueError("model: the ELBO at the starting point is not finite; check the data")
-    history = _History()
-    history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
-    status = "max_iter"
-    recent = deque(maxlen=WINDOW)  # the last iterates, averaged at the end of stochastic fits
-    bar = progress_bar(progress, max_iter)
+    if resume is None:
+        start = time.perf_counter()
+        params = objective.coordinates_of(model.initial_posterior(families))
+        state = opt.init(params)
+        ev = objective(params)
+        if not np.isfinite(ev.value):
+            raise ValueError("model: the ELBO at the starting point is not finite; check the "
+                             "data")
+        history = _History()
+        history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
+        recent = deque(maxlen=WINDOW)  # last iterates, averaged at the end of stochastic fits
+        first, status = 1, "max_iter"
+    else:
+        saved = _restore(resume, model, families, opt, objective, rng)
+        start = time.perf_counter() - saved.seconds
+        params, state = saved.params, saved.opt_state
+        ev = objective.evaluation_at(params, saved)
+        history = _History.from_arrays(saved.history)
+        recent = deque(saved.recent, maxlen=WINDOW)
+        first, status = saved.n_iter + 1, saved.status
+    # Counters and generator as of the last completed iteration: an interrupted one may
+    # have spent evaluations and draws that the resumed fit will spend again.
+    snapshot = (objective.n_evals, rng.bit_generator.state)
+
+    def save(status):
+        if checkpoint is not None:
+            ckpt.save(checkpoint, ckpt.FitState(
+                params, state, ev.value, ev.grad, ev.natural_grad, ev.aux["gain"],
+                history.as_arrays(), list(recent), len(history.elbo) - 1, snapshot[0],
+                history.seconds[-1], status, snapshot[1]), model, families, opt.name)
+
+    bar = None
     try:
-        for n_iter in range(1, max_iter + 1):
-            grads = ev.natural_grad if opt.natural else ev.grad
-            updates, state = opt.update(grads, state, params,
-                                        objective=objective if model.deterministic else None,
-                                        valid=objective.valid)
-            new_params, new_ev, halvings = _safe_step(objective, params, updates)
-            if new_ev is None:  # every halving failed: keep the last good point
-                status = "diverged"
-                break
-            moved = any(np.any(new_params[k] != params[k]) for k in params)
-            params, ev = new_params, new_ev
-            if not model.deterministic:
-                recent.append(params)
-            history.add(ev.value, float(state.step_size) * 0.5**halvings, objective.n_evals,
-                        time.perf_counter() - start,
-                        halvings + int(getattr(state, "rejected", 0)))
-            report(bar, ev.value, history.step_size[-1])
-            if callback is not None:
-                callback(n_iter, ev.value, ev.aux["posterior"])
-            if _converged(model.deterministic, ev, history.elbo, tol):
-                status = "converged"
-                break
-            if not moved and opt.natural and model.deterministic:
-                # The line search found no ascent: the gradient is at rounding level.
-                status = "converged" if ev.aux["gain"] < 1e-6 else "stalled"
-                break
+        if status not in ckpt.FINAL:  # else resumed from a finished fit: nothing left to do
+            bar = progress_bar(progress, max_iter)
+            status = "max_iter"
+            for n_iter in range(first, max_iter + 1):
+                grads = ev.natural_grad if opt.natural else ev.grad
+                updates, new_state = opt.update(
+                    grads, state, params, objective=objective if model.deterministic else None,
+                    valid=objective.valid)
+                new_params, new_ev, halvings = _safe_step(objective, params, updates)
+                if new_ev is None:  # every halving failed: keep the last good point
+                    status = "diverged"
+                    break
+                moved = any(np.any(new_params[k] != params[k]) for k in params)
+                params, state, ev = new_params, new_state, new_ev
+                if not model.deterministic:
+                    recent.append(params)
+                history.add(ev.value, float(state.step_size) * 0.5**halvings, objective.n_evals,
+                            time.perf_counter() - start,
+                            halvings + int(getattr(state, "rejected", 0)))
+                snapshot = (objective.n_evals, rng.bit_generator.state)
+                report(bar, ev.value, history.step_size[-1])
+                if callback is not None:
+                    callback(n_iter, ev.value, ev.aux["posterior"])
+                if _converged(model.deterministic, ev, history.elbo, tol):
+                    status = "converged"
+                elif not moved and opt.natural and model.deterministic:
+                    # The line search found no ascent: converged if the gradient is at
+                    # rounding level, else no step could be taken (a numerical dead end).
+                    status = "converged" if ev.aux["gain"] < 1e-6 else "diverged"
+                if status != "max_iter":
+                    break
+                if n_iter % checkpoint_every == 0:
+                    save("running")
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
         if bar is not None:
             bar.close()
+    save(status)
+    n_done = len(history.elbo) - 1
+    if status == "diverged" and strict:
+        raise DivergenceError(f"fit diverged after {n_done} iterations: no step could be taken "
+                              f"without leaving the domain or making the ELBO non-finite "
+                              f"(last ELBO {ev.value:.6g})")
     if recent and status != "diverged":
         ev = _averaged(objective, recent, ev)
     return FitResult(model=model, posterior=ev.aux["posterior"], elbo=ev.value,
-                     history=history.as_arrays(), status=status, n_iter=len(history.elbo) - 1,
+                     history=history.as_arrays(), status=status, n_iter=n_done,
                      optimizer=opt.name, gain=ev.aux["gain"])
+
+
+class DivergenceError(RuntimeError):
+    """Raised by ``fit(..., strict=True)`` when no step survives its halvings."""
 
 
 def _resolve_optimizer(optimizer, model, families):
@@ -268,8 +325,23 @@ class _Objective:
     def valid(self, params):
         return self.posterior_of(params) is not None
 
+    @staticmethod
+    def _key(params):
+        return b"".join(np.ascontiguousarray(params[k]).tobytes() for k in params)
+
+    def evaluation_at(self, params, saved):
+        """The checkpointed evaluation at ``params``, remembered as if just computed."""
+        posterior = self.posterior_of(params)
+        if posterior is None:
+            raise ValueError("resume: the checkpoint's parameters are outside the families' "
+                             "domains")
+        ev = Evaluation(saved.value, saved.grad, saved.natural_grad,
+                        {"posterior": posterior, "gain": saved.gain})
+        self._cache[self._key(params)] = ev
+        return ev
+
     def __call__(self, params):
-        key = b"".join(np.ascontiguousarray(params[k]).tobytes() for k in params)
+        key = self._key(params)
         if key in self._cache:
             return self._cache[key]
         posterior = self.posterior_of(params)
@@ -294,6 +366,15 @@ class _Objective:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return ev
+
+
+def _restore(path, model, families, opt, objective, rng):
+    """The checkpointed state, with the generator and the evaluation counter restored."""
+    template = opt.init(objective.coordinates_of(model.initial_posterior(families)))
+    saved = ckpt.load(path, model, families, opt.name, template)
+    rng.bit_generator.state = saved.rng_state
+    objective.n_evals = saved.n_evals
+    return saved
 
 
 def _safe_step(objective, params, updates):
@@ -339,6 +420,13 @@ class _History:
         self.grad_evals.append(evals)
         self.seconds.append(seconds)
         self.rejected.append(rejected)
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        out = cls()
+        for name in ("elbo", "step_size", "grad_evals", "seconds", "rejected"):
+            getattr(out, name).extend(np.asarray(arrays[name]).tolist())
+        return out
 
     def as_arrays(self):
         return {"elbo": np.array(self.elbo), "step_size": np.array(self.step_size),

@@ -1,7 +1,11 @@
 """What a fit returns: the posterior, the ELBO trace, draws, k̂ and ArviZ output."""
 
 
-from natvi import arviz_bridge, diagnostics, factors
+import os
+
+import numpy as np
+
+from natvi import arviz_bridge, diagnostics, factors, serialization
 from natvi.validation import as_rng, check_positive_int
 
 
@@ -22,8 +26,9 @@ class FitResult:
         ``grad_evals`` (cumulative ELBO-and-gradient evaluations), ``seconds``
         (cumulative) and ``rejected`` (steps halved or refused at that iteration).
     status : str
-        ``"converged"``, ``"max_iter"``, ``"stalled"`` (no step increases the ELBO though
-        the gradient is not negligible), ``"diverged"`` or ``"interrupted"``.
+        ``"converged"``, ``"max_iter"``, ``"diverged"`` (no step could be taken without
+        leaving the domain or making the ELBO non-finite; the last good parameters are
+        kept) or ``"interrupted"`` (KeyboardInterrupt).
     n_iter : int
         Optimizer steps taken.
     gain : float
@@ -114,6 +119,78 @@ class FitResult:
                                      self.model.log_joint(z), self.log_q(z),
                                      self.model.pointwise_log_likelihood(z))
 
+    def save(self, path):
+        """Write the result to ``path`` (``.npz`` with JSON metadata, no pickle).
+
+        Saved: the posterior (every factor's family and natural parameters), the latents,
+        ELBO, history, status, iterations, optimizer name and gain. Not saved: the model
+        (its data and code); pass it to :func:`natvi.load` to compute log densities again.
+        """
+        keys = list(self.posterior)
+        arrays = {}
+        serialization.put_tree(arrays, "natural", {k: q.natural for k, q in
+                                                   self.posterior.items()}, keys)
+        for name, values in self.history.items():
+            arrays[f"history|{name}"] = np.asarray(values)
+        meta = {
+            "latents": serialization.encode_latents(self.model.latents),
+            "factors": serialization.encode_factors({k: type(q) for k, q in
+                                                     self.posterior.items()}),
+            "history": list(self.history),
+            "elbo": self.elbo, "status": self.status, "n_iter": self.n_iter,
+            "optimizer": self.optimizer, "gain": self.gain,
+        }
+        serialization.write(path, "result", meta, arrays)
+
     def __repr__(self):
         return (f"FitResult(status={self.status!r}, elbo={self.elbo:.6g}, n_iter={self.n_iter}, "
                 f"optimizer={self.optimizer!r}, latents={list(self.posterior)})")
+
+
+class SavedModel:
+    """Stand-in for the model of a result loaded without it: latents only."""
+
+    deterministic = False
+    observed_data, coords, dims = {}, {}, {}
+
+    def __init__(self, latents):
+        self.latents = latents
+
+    def deterministics(self, draws):
+        return {}
+
+    def _missing(self, *args):
+        raise ValueError("model: this result was loaded without its model; pass it as "
+                         "natvi.load(path, model=...) to compute log densities")
+
+    log_joint = pointwise_log_likelihood = _missing
+
+
+def load(path, model=None):
+    """A :class:`FitResult` written by :meth:`FitResult.save`.
+
+    Parameters
+    ----------
+    path : str or path
+        The file.
+    model : natvi.model.Model, optional
+        The model the result was fitted to (its latents must match); needed by
+        ``pareto_k``, ``diagnose`` and ``to_arviz``, not by ``sample``.
+    """
+    meta, arrays = serialization.read(path, "result")
+    try:
+        latents = serialization.decode_latents(meta["latents"])
+        families = serialization.decode_factors(meta["factors"])
+        natural = serialization.get_tree(arrays, "natural", list(families))
+        posterior = {key: cls.from_natural(natural[key]) for key, cls in families.items()}
+        history = {name: arrays[f"history|{name}"] for name in meta["history"]}
+        fields = {k: meta[k] for k in ("elbo", "status", "n_iter", "optimizer", "gain")}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"path: {os.fspath(path)!r} is a damaged natvi result "
+                         f"({type(exc).__name__}: {exc})") from None
+    if model is None:
+        model = SavedModel(latents)
+    elif serialization.encode_latents(model.latents) != meta["latents"]:
+        raise ValueError(f"model: its latents {serialization.encode_latents(model.latents)} "
+                         f"are not those of the saved result, {meta['latents']}")
+    return FitResult(model=model, posterior=posterior, history=history, **fields)

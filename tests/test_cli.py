@@ -73,7 +73,7 @@ def test_installed_command_fits_breast_cancer(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     done = subprocess.run([_installed_natvi(), "fit", str(data), "--target", "malignant",
                            "--standardize", "--draws", "300", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     text = done.stdout

@@ -92,7 +92,7 @@ def test_missing_sklearn_says_how_to_install(monkeypatch):
 
 
 @pytest.mark.slow
-def test_import_natvi_without_sklearn():
+def test_import_natvi_without_sklearn(tmp_path):
     """A fresh interpreter with scikit-learn blocked imports natvi and fits a model, and never
     loads scikit-learn (about 3 s: the interpreter imports ArviZ)."""
     code = ("import sys; sys.modules['sklearn'] = None\n"
@@ -100,8 +100,9 @@ def test_import_natvi_without_sklearn():
             "X = np.random.default_rng(0).normal(size=(50, 2)); y = (X[:, 0] > 0) * 1\n"
             "print(natvi.fit(natvi.models.LogisticRegression(X, y)).status)\n"
             "try:\n    import natvi.sklearn\nexcept ImportError as e:\n    print(e)\n")
+    # cwd away from the checkout, whose natvi/ would shadow the installed package
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "converged"
     assert 'pip install "natvi[sklearn]"' in done.stdout

@@ -1,0 +1,110 @@
+"""The whole state of a fit, written atomically every few iterations and read back to resume.
+
+A checkpoint holds what the next iteration depends on — the variational parameters,
+the optimizer state, the ELBO evaluation at the current point (so resuming does not
+spend random draws re-evaluating it), the random generator's state, the history, the
+iterates a stochastic fit averages, and counters — so a resumed fit continues
+bit for bit as the uninterrupted one would have.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from natvi import serialization
+
+KIND = "checkpoint"
+#: statuses after which a resumed fit has nothing left to do
+FINAL = ("converged", "diverged")
+
+
+class FitState(NamedTuple):
+    """Everything a fit needs to continue after ``n_iter`` completed iterations."""
+
+    params: dict
+    opt_state: tuple
+    value: float
+    grad: dict
+    natural_grad: dict
+    gain: float
+    history: dict
+    recent: list
+    n_iter: int
+    n_evals: int
+    seconds: float
+    status: str
+    rng_state: dict
+
+
+def save(path, fit_state, model, families, optimizer_name):
+    """Write ``fit_state`` of a fit of ``model`` with ``families`` to ``path`` atomically."""
+    keys = list(families)
+    arrays = {}
+    serialization.put_tree(arrays, "params", fit_state.params, keys)
+    serialization.put_tree(arrays, "grad", fit_state.grad, keys)
+    serialization.put_tree(arrays, "natural_grad", fit_state.natural_grad, keys)
+    state_layout = serialization.put_state(arrays, "opt", fit_state.opt_state, keys)
+    for name, values in fit_state.history.items():
+        arrays[f"history|{name}"] = np.asarray(values)
+    for j, iterate in enumerate(fit_state.recent):
+        serialization.put_tree(arrays, f"recent|{j}", iterate, keys)
+    arrays["value"] = np.asarray(fit_state.value)
+    arrays["gain"] = np.asarray(fit_state.gain)
+    meta = {
+        "latents": serialization.encode_latents(model.latents),
+        "factors": serialization.encode_factors(families),
+        "optimizer": optimizer_name,
+        "opt_state": state_layout,
+        "history": list(fit_state.history),
+        "n_recent": len(fit_state.recent),
+        "n_iter": fit_state.n_iter,
+        "n_evals": fit_state.n_evals,
+        "seconds": fit_state.seconds,
+        "status": fit_state.status,
+        "rng_state": fit_state.rng_state,
+    }
+    serialization.write(path, KIND, meta, arrays)
+
+
+def load(path, model, families, optimizer_name, opt_template):
+    """The :class:`FitState` in ``path``, checked against the fit about to resume it.
+
+    ``opt_template`` is a state of the optimizer given to the resumed fit (from its
+    ``init``); the checkpoint must come from the same model latents, families and
+    optimizer.
+    """
+    meta, arrays = serialization.read(path, KIND, "resume")
+    keys = list(families)
+    if meta["latents"] != serialization.encode_latents(model.latents):
+        raise ValueError(f"resume: the checkpoint is of a model with latents "
+                         f"{meta['latents']}, not {serialization.encode_latents(model.latents)}")
+    if meta["factors"] != serialization.encode_factors(families):
+        raise ValueError(f"resume: the checkpoint has factors {meta['factors']}, the fit "
+                         f"{serialization.encode_factors(families)}")
+    if meta["optimizer"] != optimizer_name:
+        raise ValueError(f"resume: the checkpoint was written by optimizer "
+                         f"{meta['optimizer']!r}, not {optimizer_name!r}")
+    try:
+        try:
+            opt_state = serialization.get_state(arrays, "opt", meta["opt_state"], opt_template,
+                                                keys)
+        except ValueError as exc:
+            raise ValueError(f"resume: {exc}") from None
+        return FitState(
+            params=serialization.get_tree(arrays, "params", keys),
+            opt_state=opt_state,
+            value=float(arrays["value"]),
+            grad=serialization.get_tree(arrays, "grad", keys),
+            natural_grad=serialization.get_tree(arrays, "natural_grad", keys),
+            gain=float(arrays["gain"]),
+            history={name: arrays[f"history|{name}"] for name in meta["history"]},
+            recent=[serialization.get_tree(arrays, f"recent|{j}", keys)
+                    for j in range(meta["n_recent"])],
+            n_iter=int(meta["n_iter"]),
+            n_evals=int(meta["n_evals"]),
+            seconds=float(meta["seconds"]),
+            status=str(meta["status"]),
+            rng_state=meta["rng_state"],
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"resume: {path!r} is an incomplete checkpoint ({exc})") from None
