@@ -16,7 +16,12 @@ _LOG_2PI = np.log(2 * np.pi)
 
 
 def design_matrix(X):
-    """X as a finite float 2-D array, with column names (from a DataFrame if given)."""
+    """X as a finite 2-D float array, with column names (from a DataFrame if given).
+
+    float64 and float32 arrays are used as they are — also non-contiguous views and
+    memory-maps — never copied (the GLM engine reads X in chunks, converting each to
+    float64); other real dtypes (integers, booleans, float16) are converted to float64.
+    """
     columns = getattr(X, "columns", None)
     if columns is not None:
         # ``dtype.kind`` answers for NumPy and pandas extension dtypes alike (str, category,
@@ -32,16 +37,22 @@ def design_matrix(X):
         X = X.to_numpy(dtype=float, na_value=np.nan)
     else:
         names = None
-    X = as_float_array(X, "X")
-    if X.ndim != 2:
-        raise ValueError(f"X: expected a 2-D array (observations × features), got {X.ndim}-D")
-    if X.shape[0] == 0:
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise ValueError(f"X: expected a numeric 2-D array ({exc})") from None
+    if arr.dtype not in (np.float32, np.float64):
+        arr = as_float_array(arr, "X")
+    if arr.ndim != 2:
+        raise ValueError(f"X: expected a 2-D array (observations × features), got {arr.ndim}-D")
+    if arr.shape[0] == 0:
         raise ValueError("X: expected at least one row, got 0")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X: expected finite values, found NaN or inf")
+    for start in range(0, arr.shape[0], glm.CHUNK_ROWS):  # no N × D boolean temporary
+        if not np.all(np.isfinite(arr[start:start + glm.CHUNK_ROWS])):
+            raise ValueError("X: expected finite values, found NaN or inf")
     if names is None:
-        names = [f"x{j}" for j in range(X.shape[1])]
-    return X, names
+        names = [f"x{j}" for j in range(arr.shape[1])]
+    return arr, names
 
 
 def response(y, n=None, name="y"):
@@ -154,11 +165,12 @@ class GeneralizedLinearModel(Model):
                                for k in posterior}
 
     def _expected_log_likelihood(self, posterior):
-        """E_q[log p(y | w)] and its gradient, through the predictors' moments."""
-        loc, var = self.design.predictor_moments(posterior)
-        value, g_loc, g_var = glm.expected_log_likelihood(
-            self.likelihood, self.y, loc + self.offset, var, self.n_points)
-        return value, self.design.pull_back(posterior, g_loc, g_var)
+        """E_q[log p(y | w)] and its gradient, in one chunked pass over X."""
+        def expectation(rows, loc, var):
+            return glm.expected_log_likelihood(self.likelihood, self.y[rows],
+                                               loc + self.offset[rows], var, self.n_points)
+
+        return self.design.expected_log_likelihood(posterior, expectation)
 
     def _expected_log_prior(self, posterior):
         return glm.expected_log_prior(posterior, self.prior_scales)
@@ -198,17 +210,17 @@ class GeneralizedLinearModel(Model):
         out = {}
         for key, family in families.items():
             self._check_family(key, family)
-            design = self.design.matrix(key)
+            full = issubclass(family, FullRankGaussian)
+            gram = self.design.weighted_gram(key, weights, full)
             names = (key,) if isinstance(key, str) else key
             prior = np.concatenate([np.ravel(self.prior_scales[n]) for n in names]) ** -2.0
             loc = np.concatenate([np.full(1, intercept) if n == "intercept"
                                   else np.zeros(self.X.shape[1]) for n in names])
-            if issubclass(family, FullRankGaussian):
-                precision = np.diag(prior) + design.T @ (weights[:, None] * design)
-                cov = np.linalg.inv(precision)
+            if full:
+                cov = np.linalg.inv(np.diag(prior) + gram)
                 out[key] = family(loc=loc, cov=0.5 * (cov + cov.T))
             else:
-                precision = prior + weights @ design**2
+                precision = prior + np.ravel(gram)
                 shape = self.latents[key].shape
                 out[key] = family(loc=loc.reshape(shape), scale=precision.reshape(shape) ** -0.5)
         return out

@@ -19,13 +19,24 @@ from natvi import factors, quadrature
 _LOG_2PI = np.log(2 * np.pi)
 
 
+#: rows per chunk: temporaries stay (chunk × D) and (chunk × K nodes), never (N × ·)
+CHUNK_ROWS = 8192
+
+
 class Design:
-    """The design columns of each real latent: ``"intercept"`` → ones, others → X.
+    """The design columns of each real latent (``intercept`` → ones, ``coef`` → X), and
+    the one pass over X that an ELBO evaluation needs.
+
+    X is read in chunks of rows: each chunk is converted to float64 (so float32 or
+    memory-mapped X is never copied whole), its square is formed in cache where a
+    mean-field factor needs it, and the predictors' moments, the expectation and the
+    gradient's pull-back all happen before the next chunk is read. Peak memory is X
+    plus a few chunk-sized temporaries.
 
     Parameters
     ----------
     X : ndarray, shape (N, D)
-        Features (the columns of the coefficient latent).
+        Features (the columns of the coefficient latent), float32 or float64.
     coef : str
         Name of the coefficient latent.
     intercept : str or None
@@ -34,7 +45,6 @@ class Design:
 
     def __init__(self, X, coef="coef", intercept=None):
         self.X, self.coef, self.intercept = X, coef, intercept
-        self._X2 = None
 
     def factors_of(self, posterior):
         """The factors over the intercept and the coefficients (others are skipped)."""
@@ -42,48 +52,87 @@ class Design:
         return {key: q for key, q in posterior.items()
                 if set(factors.latent_names(key)) <= names}
 
-    @property
-    def X2(self):
-        """X², computed once (used by mean-field factors)."""
-        if self._X2 is None:
-            self._X2 = self.X**2
-        return self._X2
+    def chunks(self):
+        """(rows, X[rows] as float64) for consecutive chunks of rows."""
+        n = self.X.shape[0]
+        for start in range(0, n, CHUNK_ROWS):
+            rows = slice(start, min(start + CHUNK_ROWS, n))
+            yield rows, np.asarray(self.X[rows], dtype=float)
 
-    def matrix(self, key):
-        """The design of a factor: its latents' columns side by side, shape (N, d)."""
-        cols = [np.ones((self.X.shape[0], 1)) if name == self.intercept else self.X
+    def _columns(self, key, xc):
+        """A factor's design on one chunk: its latents' columns side by side."""
+        cols = [np.ones((xc.shape[0], 1)) if name == self.intercept else xc
                 for name in factors.latent_names(key)]
         return cols[0] if len(cols) == 1 else np.hstack(cols)
 
-    def predictor_moments(self, posterior):
-        """Mean and variance of every ηᵢ under q, each of shape (N,)."""
-        n = self.X.shape[0]
-        loc, var = np.zeros(n), np.zeros(n)
-        for key, q in self.factors_of(posterior).items():
+    def _moments(self, parts, xc):
+        """Mean and variance of the chunk's predictors, and X² if it was formed."""
+        loc, var, x2 = np.zeros(xc.shape[0]), np.zeros(xc.shape[0]), None
+        for key, q in parts.items():
             if factors.is_flat(q):
-                d = self.matrix(key)
+                d = self._columns(key, xc)
                 loc += d @ q.loc
                 var += np.einsum("ij,ij->i", d @ q.cov, d)
             elif key == self.intercept:
                 loc += q.loc
                 var += q.variance
             else:
-                loc += self.X @ q.loc
-                var += self.X2 @ q.variance
+                x2 = xc * xc if x2 is None else x2
+                loc += xc @ q.loc
+                var += x2 @ q.variance
+        return loc, var, x2
+
+    def predictor_moments(self, posterior):
+        """Mean and variance of every ηᵢ under q, each of shape (N,)."""
+        parts = self.factors_of(posterior)
+        loc, var = np.empty(self.X.shape[0]), np.empty(self.X.shape[0])
+        for rows, xc in self.chunks():
+            loc[rows], var[rows], _ = self._moments(parts, xc)
         return loc, var
 
-    def pull_back(self, posterior, g_loc, g_var):
-        """{factor key: ∇_μ} from the derivatives in the predictors' means and variances."""
-        grads = {}
-        for key, q in self.factors_of(posterior).items():
-            if factors.is_flat(q):
-                d = self.matrix(key)
-                grads[key] = q.grad_mean_from_moments(d.T @ g_loc, d.T @ (g_var[:, None] * d))
-            elif key == self.intercept:
-                grads[key] = q.grad_mean_from_moments(np.sum(g_loc), np.sum(g_var))
-            else:
-                grads[key] = q.grad_mean_from_moments(self.X.T @ g_loc, self.X2.T @ g_var)
-        return grads
+    def expected_log_likelihood(self, posterior, expectation):
+        """Σᵢ E_q[log p(yᵢ | ηᵢ)] and its gradient in each factor's mean parameters.
+
+        Parameters
+        ----------
+        posterior : dict
+            {factor key: MeanFieldGaussian or FullRankGaussian}; other factors are skipped.
+        expectation : callable
+            ``expectation(rows, loc, var)`` → (value, ∂/∂loc, ∂/∂var) for the predictors
+            ηᵢ ~ N(locᵢ, varᵢ) of those rows.
+        """
+        parts = self.factors_of(posterior)
+        value = 0.0
+        g_mean = {key: 0.0 for key in parts}
+        g_cov = {key: 0.0 for key in parts}
+        for rows, xc in self.chunks():
+            loc, var, x2 = self._moments(parts, xc)
+            v, g_loc, g_var = expectation(rows, loc, var)
+            value += v
+            for key, q in parts.items():
+                if factors.is_flat(q):
+                    d = self._columns(key, xc)
+                    g_mean[key] = g_mean[key] + d.T @ g_loc
+                    g_cov[key] = g_cov[key] + d.T @ (g_var[:, None] * d)
+                elif key == self.intercept:
+                    g_mean[key] = g_mean[key] + np.sum(g_loc)
+                    g_cov[key] = g_cov[key] + np.sum(g_var)
+                else:
+                    g_mean[key] = g_mean[key] + g_loc @ xc
+                    g_cov[key] = g_cov[key] + g_var @ x2
+        return value, {key: q.grad_mean_from_moments(np.asarray(g_mean[key]),
+                                                       np.asarray(g_cov[key]))
+                       for key, q in parts.items()}
+
+    def weighted_gram(self, key, weights, full):
+        """Dᵀ diag(w) D for a factor's design D, shape (d, d); only its diagonal, the
+        weighted column sums of squares, when not ``full`` (chunked, like every pass)."""
+        total = 0.0
+        for rows, xc in self.chunks():
+            d = self._columns(key, xc)
+            w = weights[rows]
+            total = total + (d.T @ (w[:, None] * d) if full else w @ (d * d))
+        return total
 
 
 def expected_log_likelihood(likelihood, y, loc, var, n_points=32):

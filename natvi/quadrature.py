@@ -61,8 +61,11 @@ def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
         sd = np.sqrt(var[sl])
         eta = loc[sl, None] + sd[:, None] * t
         yy = y[sl, None]
-        value += np.sum(likelihood.log_prob(yy, eta) @ w)
-        g = likelihood.grad(yy, eta)
+        if likelihood.both is not None:
+            lp, g = likelihood.both(yy, eta)
+        else:
+            lp, g = likelihood.log_prob(yy, eta), likelihood.grad(yy, eta)
+        value += np.sum(lp @ w)
         grad_loc[sl] = g @ w
         # d/db Σ w f(a + √b t) = Σ w f′(a + √b t) t / (2√b). A zero variance only
         # comes from an all-zero row, whose gradient is then multiplied by zero.

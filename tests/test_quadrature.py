@@ -37,7 +37,9 @@ YS = [0.0, 1.0]
 
 
 def f(y, x):
-    return y * x - np.logaddexp(0.0, x)
+    # y log σ(x) + (1 − y) log σ(−x) with scipy's log_expit: exact to the last bit also
+    # where y·x − log(1 + eˣ) cancels (log σ(500) = −7.1e-218, not 0).
+    return y * special.log_expit(x) + (1 - y) * special.log_expit(-x)
 
 
 def f1(y, x):
