@@ -107,5 +107,5 @@ class EightSchools(Model):
         return {"y": self._pointwise({k: np.asarray(v) for k, v in draws.items()})}
 
     def deterministics(self, draws):
-        """{"theta": (S, J)}: the school effects, also in the non-centered form."""
+        """{"theta": (S, J)}: the school effects at ``draws``, also in the non-centered form."""
         return {} if self.centered else {"theta": self._theta(draws)}

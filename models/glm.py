@@ -7,10 +7,16 @@ and full-rank Gaussian factors alike.
 
 import numpy as np
 
-from natvi import glm
+from natvi import factors, glm
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.model import Latent, Model
-from natvi.validation import as_float_array, check_positive_int, check_positive_scalar
+from natvi.validation import (
+    as_float_array,
+    check_choice,
+    check_nonnegative_scalar,
+    check_positive_int,
+    check_positive_scalar,
+)
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -119,6 +125,10 @@ class GeneralizedLinearModel(Model):
 
     with exposures eᵢ (ones unless given; used by count models).
 
+    ``curvature`` and ``damping`` change the precision part of natural-gradient steps on
+    Gaussian factors (see :func:`natvi.glm.expected_log_likelihood`): the default exact
+    expected Hessian follows the ELBO; the others are for comparison (VOGN-type updates).
+
     Subclasses set ``likelihood`` (a :class:`natvi.likelihoods.Likelihood`) and define
     ``_response`` (the data check of y) and ``_start``. Factors may be mean-field
     Gaussians, or full-rank Gaussians over the coefficients or over the intercept and
@@ -129,7 +139,7 @@ class GeneralizedLinearModel(Model):
     likelihood = None
 
     def __init__(self, X, y, prior_scale, intercept_scale, fit_intercept, n_points,
-                 exposure=None):
+                 exposure=None, curvature="hessian", damping=0.0):
         self.X, self.feature_names = design_matrix(X)
         n, d = self.X.shape
         self.y = self._response(y, n)
@@ -137,6 +147,8 @@ class GeneralizedLinearModel(Model):
         self.intercept_scale = check_positive_scalar(intercept_scale, "intercept_scale")
         self.fit_intercept = check_flag(fit_intercept, "fit_intercept")
         self.n_points = check_positive_int(n_points, "n_points")
+        self.curvature = check_choice(curvature, "curvature", glm.CURVATURES)
+        self.damping = check_nonnegative_scalar(damping, "damping")
         self.exposure = exposures(exposure, n)
         self.offset = np.log(self.exposure)
         self.design = glm.Design(self.X, "coef", "intercept" if self.fit_intercept else None)
@@ -168,9 +180,21 @@ class GeneralizedLinearModel(Model):
         """E_q[log p(y | w)] and its gradient, in one chunked pass over X."""
         def expectation(rows, loc, var):
             return glm.expected_log_likelihood(self.likelihood, self.y[rows],
-                                               loc + self.offset[rows], var, self.n_points)
+                                               loc + self.offset[rows], var, self.n_points,
+                                               self.curvature)
 
-        return self.design.expected_log_likelihood(posterior, expectation)
+        value, grads = self.design.expected_log_likelihood(posterior, expectation)
+        if self.damping:
+            # Damping adds δ to the precision a natural-gradient step of 1 lands on: −δ/2
+            # on the gradient in each E[wⱼ²].
+            for key, g in grads.items():
+                g = grads[key] = np.array(g)
+                if factors.is_flat(posterior[key]):  # (m, E[wwᵀ]) flat: its diagonal
+                    k = posterior[key].dim
+                    g[k::k + 1][:k] -= 0.5 * self.damping
+                else:
+                    g[..., 1] -= 0.5 * self.damping
+        return value, grads
 
     def _expected_log_prior(self, posterior):
         return glm.expected_log_prior(posterior, self.prior_scales)

@@ -28,14 +28,22 @@ class PoissonRegression(GeneralizedLinearModel):
         Positive exposures eᵢ (time at risk, population); log eᵢ enters as an offset.
     fit_intercept : bool
         Include the intercept α (latent ``intercept``).
+    curvature : {"hessian", "ggn", "empirical_fisher"}
+        Curvature of natural-gradient steps on Gaussian factors: the exact expected
+        Hessian (the default; the ELBO's own natural gradient), the Gauss–Newton matrix
+        at the predictor's mean, or the empirical Fisher of VOGN (for comparisons).
+    damping : float
+        Added to the precision such steps land on (≥ 0).
+    n_points : int
+        Gauss–Hermite nodes, used only by the empirical-Fisher curvature.
     """
 
     likelihood = poisson
 
     def __init__(self, X, counts, prior_scale=2.5, intercept_scale=2.5, exposure=None,
-                 fit_intercept=True):
-        super().__init__(X, counts, prior_scale, intercept_scale, fit_intercept, n_points=1,
-                         exposure=exposure)
+                 fit_intercept=True, curvature="hessian", damping=0.0, n_points=32):
+        super().__init__(X, counts, prior_scale, intercept_scale, fit_intercept, n_points,
+                         exposure=exposure, curvature=curvature, damping=damping)
 
     def _response(self, y, n):
         return counts(y, n)

@@ -28,13 +28,20 @@ class ProbitRegression(GeneralizedLinearModel):
         Include the intercept α (latent ``intercept``).
     n_points : int
         Gauss–Hermite nodes per observation.
+    curvature : {"hessian", "ggn", "empirical_fisher"}
+        Curvature of natural-gradient steps on Gaussian factors: the exact expected
+        Hessian (the default; the ELBO's own natural gradient), the Gauss–Newton matrix
+        at the predictor's mean, or the empirical Fisher of VOGN (for comparisons).
+    damping : float
+        Added to the precision such steps land on (≥ 0).
     """
 
     likelihood = probit
 
     def __init__(self, X, y, prior_scale=2.5, intercept_scale=2.5, fit_intercept=True,
-                 n_points=32):
-        super().__init__(X, y, prior_scale, intercept_scale, fit_intercept, n_points)
+                 n_points=32, curvature="hessian", damping=0.0):
+        super().__init__(X, y, prior_scale, intercept_scale, fit_intercept, n_points,
+                         curvature=curvature, damping=damping)
 
     def _response(self, y, n):
         return binary_labels(y, n)

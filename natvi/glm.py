@@ -135,12 +135,33 @@ class Design:
         return total
 
 
-def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
+#: what stands in for ∂/∂var E[log p] = ½E[f″] (Price), the curvature of a Gaussian step
+CURVATURES = ("hessian", "ggn", "empirical_fisher")
+
+
+def expected_log_likelihood(likelihood, y, loc, var, n_points=32, curvature="hessian"):
     """Σᵢ E[log p(yᵢ | ηᵢ)], ηᵢ ~ N(locᵢ, varᵢ), and its derivatives in loc and var:
-    the likelihood's closed form when it has one, else Gauss–Hermite quadrature."""
+    the likelihood's closed form when it has one, else Gauss–Hermite quadrature.
+
+    ``curvature`` chooses the derivative in var, which sets the precision of a
+    natural-gradient step on a Gaussian factor: ``"hessian"`` the exact one, ½E[f″]
+    (the ELBO's own gradient); ``"ggn"`` half the generalized Gauss–Newton curvature at
+    the predictor's mean, a delta-method approximation; ``"empirical_fisher"`` −½E[f′²],
+    the squared per-example gradients of VOGN. The last two make the step a
+    Gauss–Newton-type update whose fixed point is not exactly the ELBO's optimum.
+    """
     if likelihood.expected is not None:
-        return likelihood.expected(y, loc, var)
-    return quadrature.expected_log_likelihood(likelihood, y, loc, var, n_points)
+        value, g_loc, g_var = likelihood.expected(y, loc, var)
+    else:
+        value, g_loc, g_var = quadrature.expected_log_likelihood(likelihood, y, loc, var,
+                                                                 n_points)
+    if curvature == "ggn":
+        g_var = 0.5 * likelihood.ggn(y, loc)
+    elif curvature == "empirical_fisher":
+        t, w = quadrature.gauss_hermite(n_points)
+        g = likelihood.grad(y[:, None], loc[:, None] + np.sqrt(var)[:, None] * t)
+        g_var = -0.5 * ((g * g) @ w)
+    return value, g_loc, g_var
 
 
 def expected_log_prior(posterior, prior_scales):

@@ -18,15 +18,17 @@ _LOG_2PI = np.log(2 * np.pi)
 class Likelihood(NamedTuple):
     """log p(y | η) of a GLM, with ``grad`` = ∂/∂η log p(y | η).
 
-    ``both(y, η)``, when not None, returns (log p, ∂/∂η log p) at once, sharing the
-    expensive elementwise functions. ``expected(y, a, b)``, when not None, returns
-    Σᵢ E[log p(yᵢ | ηᵢ)] for ηᵢ ~ N(aᵢ, bᵢ) and its derivatives in a and in b, each of
-    shape (N,).
+    ``ggn(y, η)`` is the generalized Gauss–Newton (Fisher) curvature −E_y[−∂²log p/∂η²]
+    at η, ≤ 0: the expected Hessian for a canonical link. ``expected(y, a, b)``, when not
+    None, returns Σᵢ E[log p(yᵢ | ηᵢ)] for ηᵢ ~ N(aᵢ, bᵢ) and its derivatives in a and in
+    b, each of shape (N,). ``both(y, η)``, when not None, returns (log p, ∂/∂η log p) at
+    once, sharing the expensive elementwise functions.
     """
 
     name: str
     log_prob: Callable
     grad: Callable
+    ggn: Callable | None = None
     expected: Callable | None = None
     both: Callable | None = None
 
@@ -50,7 +52,12 @@ def _logistic_both(y, eta):
     return y * eta - np.maximum(eta, 0.0) - np.log1p(e), y - sigma
 
 
-logistic = Likelihood("logistic", _logistic_log_prob, _logistic_grad, both=_logistic_both)
+def _logistic_ggn(y, eta):
+    return -special.expit(eta) * special.expit(-eta)
+
+
+logistic = Likelihood("logistic", _logistic_log_prob, _logistic_grad, _logistic_ggn,
+                      both=_logistic_both)
 
 
 def _probit_log_prob(y, eta):
@@ -65,7 +72,12 @@ def _probit_grad(y, eta):
     return sign * np.exp(-0.5 * x * x - 0.5 * _LOG_2PI - special.log_ndtr(x))
 
 
-probit = Likelihood("probit", _probit_log_prob, _probit_grad)
+def _probit_ggn(y, eta):
+    # −φ(η)² / (Φ(η) Φ(−η)), in logs so that it stays finite in the tails
+    return -np.exp(-eta * eta - _LOG_2PI - special.log_ndtr(eta) - special.log_ndtr(-eta))
+
+
+probit = Likelihood("probit", _probit_log_prob, _probit_grad, _probit_ggn)
 
 
 def _poisson_log_prob(y, eta):
@@ -86,7 +98,13 @@ def _poisson_expected(y, a, b):
     return value, y - rate, -0.5 * rate
 
 
-poisson = Likelihood("poisson", _poisson_log_prob, _poisson_grad, _poisson_expected)
+def _poisson_ggn(y, eta):
+    with np.errstate(over="ignore"):
+        return -np.exp(eta)
+
+
+poisson = Likelihood("poisson", _poisson_log_prob, _poisson_grad, _poisson_ggn,
+                     _poisson_expected)
 
 
 def gaussian(noise_scale):
@@ -104,4 +122,7 @@ def gaussian(noise_scale):
         value = float(np.sum(-0.5 * (_LOG_2PI + np.log(s2)) - ((y - a) ** 2 + b) / (2 * s2)))
         return value, (y - a) / s2, np.full(np.shape(a), -0.5 / s2)
 
-    return Likelihood("gaussian", log_prob, grad, expected)
+    def ggn(y, eta):
+        return np.full(np.shape(eta), -1 / s2)
+
+    return Likelihood("gaussian", log_prob, grad, ggn, expected)
