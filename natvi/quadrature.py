@@ -22,6 +22,36 @@ def gauss_hermite(n_points):
     return t, w / w.sum()
 
 
+#: (largest predictor variance, nodes): fewer nodes where every predictor is narrow. The
+#: logistic log-likelihood's error per row with these is below 1e-14 (measured against
+#: 200 nodes over locations in [−8, 8]); a posterior from many rows has narrow predictors,
+#: so big data sets need 8 nodes, not 32.
+ADAPTIVE_NODES = ((0.01, 8), (0.1, 12), (0.5, 24))
+
+
+def nodes_for(max_var, n_points):
+    """Nodes for predictors of variance up to ``max_var``: at most ``n_points``."""
+    for limit, k in ADAPTIVE_NODES:
+        if max_var <= limit:
+            return min(k, n_points)
+    return n_points
+
+
+@lru_cache(maxsize=16)
+def _rule(n_points):
+    """Nodes, weights, and the positive nodes with their mirrors (see below)."""
+    t, w = gauss_hermite(n_points)
+    # The nodes are exactly antisymmetric (t[i] == -t[-1-i]) and the weights exactly
+    # symmetric, so Σ w t f′(a + √b t) is summed over mirrored pairs, f′(a + √b t) −
+    # f′(a − √b t): identical in exact arithmetic, but a constant f′ (a saturated
+    # likelihood, or √b t below the resolution of a) then gives exactly 0 instead of
+    # f′·(rounding residue of Σ w t) / (2√b), which blows up as b → 0.
+    half = n_points // 2
+    pos = np.arange(n_points - half, n_points)  # the nodes t > 0
+    neg = n_points - 1 - pos  # their mirrors −t, in the same order
+    return t, w, pos, neg, (w * t)[pos]
+
+
 def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
     """Σᵢ E[log p(yᵢ | ηᵢ)] for ηᵢ ~ N(locᵢ, varᵢ), with its gradient.
 
@@ -34,7 +64,8 @@ def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
     loc, var : ndarray, shape (N,)
         Mean and variance (> 0) of each linear predictor under q.
     n_points : int
-        Number of Gauss–Hermite nodes.
+        Number of Gauss–Hermite nodes; fewer (:data:`ADAPTIVE_NODES`) for row chunks
+        whose predictors are all narrow.
 
     Returns
     -------
@@ -42,16 +73,6 @@ def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
     grad_loc, grad_var : ndarray, shape (N,)
         Derivatives of the quadrature sum in ``loc`` and ``var``.
     """
-    t, w = gauss_hermite(n_points)
-    # The nodes are exactly antisymmetric (t[i] == -t[-1-i]) and the weights exactly
-    # symmetric, so Σ w t f′(a + √b t) is summed over mirrored pairs, f′(a + √b t) −
-    # f′(a − √b t): identical in exact arithmetic, but a constant f′ (a saturated
-    # likelihood, or √b t below the resolution of a) then gives exactly 0 instead of
-    # f′·(rounding residue of Σ w t) / (2√b), which blows up as b → 0.
-    half = n_points // 2
-    pos = np.arange(n_points - half, n_points)  # the nodes t > 0
-    neg = n_points - 1 - pos  # their mirrors −t, in the same order
-    wt_pos = (w * t)[pos]
     n = len(y)
     grad_loc = np.empty(n)
     grad_var = np.empty(n)
@@ -59,6 +80,7 @@ def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
     for start in range(0, n, CHUNK_ROWS):
         sl = slice(start, start + CHUNK_ROWS)
         sd = np.sqrt(var[sl])
+        t, w, pos, neg, wt_pos = _rule(nodes_for(sd.max(initial=0.0) ** 2, n_points))
         eta = loc[sl, None] + sd[:, None] * t
         yy = y[sl, None]
         if likelihood.both is not None:
