@@ -137,6 +137,8 @@ class GeneralizedLinearModel(Model):
 
     deterministic = True
     likelihood = None
+    #: no reparameterization to suggest when k̂ is high (see FitResult.diagnose)
+    reparameterization_hint = None
 
     def __init__(self, X, y, prior_scale, intercept_scale, fit_intercept, n_points,
                  exposure=None, curvature="hessian", damping=0.0):

@@ -1,6 +1,6 @@
 """natvi: variational inference by natural gradients, with ArviZ output."""
 
-from natvi import families, optim
+from natvi import families, optim, plot
 from natvi.elbo import elbo
 from natvi.families import (
     Bernoulli,
@@ -21,4 +21,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "DivergenceError", "FitResult",
            "FullRankGaussian", "Gamma", "Latent", "LogNormal", "LogitNormal", "MeanFieldGaussian",
-           "Model", "elbo", "families", "fit", "load", "optim"]
+           "Model", "elbo", "families", "fit", "load", "optim", "plot"]

@@ -105,7 +105,11 @@ def k_threshold(n_draws):
 
 
 class Diagnosis(NamedTuple):
-    """Pareto k̂ of a fit and its plain-words reading."""
+    """Pareto k̂ of a fit and its plain-words reading.
+
+    k_hat : float, the Pareto k̂ of log p(x, z) − log q(z) over the draws
+    message : str, what it means, from :func:`verdict`
+    """
 
     k_hat: float
     message: str
@@ -120,7 +124,8 @@ SUGGESTIONS = ("a full-rank family", "more draws",
 
 
 def verdict(k_hat, n_draws, suggestions=SUGGESTIONS):
-    """Plain-words reading of the Pareto k̂ of a variational fit from ``n_draws`` draws.
+    """Plain-words reading of the Pareto k̂ ``k_hat`` of a variational fit from ``n_draws``
+    draws (inf allowed, NaN not).
 
     ``suggestions`` lists what to try when k̂ is high (a fit that is already full-rank
     should not be told to try a full-rank family).

@@ -11,7 +11,8 @@ def elbo(model, posterior, rng=None):
     model : natvi.model.Model
         The model; its engine computes the expected log joint.
     posterior : dict
-        {latent name: family instance}, one mean-field factor per latent.
+        {factor key: family instance}: a latent's name, or a tuple of names for one
+        joint factor (see :mod:`natvi.factors`).
     rng : numpy.random.Generator, optional
         Randomness for Monte Carlo engines.
 
@@ -19,7 +20,7 @@ def elbo(model, posterior, rng=None):
     -------
     value : float
     grads : dict
-        {latent name: ∇_μ L}, which is also the natural gradient F⁻¹∇_η L.
+        {factor key: ∇_μ L}, which is also the natural gradient F⁻¹∇_η L.
     """
     value, grads = model.expected_log_joint(posterior, rng)
     grads = dict(grads)

@@ -196,7 +196,8 @@ class Model:
                          for s in range(n)])
 
     def pointwise_log_likelihood(self, draws):
-        """{observed name: (S, N)} log p(xᵢ | z) per draw and observation, or None."""
+        """log p(xᵢ | z) at ``draws`` ({name: (S, *shape)}): {observed name: (S, N)} per
+        draw and observation, or None when the model has no pointwise log-likelihood."""
         if getattr(self, "_pointwise", None) is None:
             return None
         n = len(next(iter(draws.values())))
@@ -208,8 +209,9 @@ class Model:
                 for name in rows[0]}
 
     def deterministics(self, draws):
-        """{name: (S, ...)} quantities derived from the latents, reported with the posterior
-        draws (e.g. the school effects of a non-centered model); none by default."""
+        """{name: (S, ...)} quantities derived from the latents at ``draws`` ({name:
+        (S, *shape)}), reported with the posterior draws (e.g. the school effects of a
+        non-centered model); none by default."""
         return {}
 
     def initial_posterior(self, families):

@@ -33,6 +33,10 @@ class FitResult:
         Optimizer steps taken.
     gain : float
         ½⟨∇_μ L, F ∇_μ L⟩ at the end: what one more natural-gradient step would gain.
+    model : natvi.Model
+        The model that was fitted.
+    optimizer : str
+        Name of the optimizer, e.g. ``"ngd(1)"`` or ``"adam(0.01)"``.
     """
 
     def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain):
@@ -47,6 +51,7 @@ class FitResult:
 
     @property
     def converged(self):
+        """True when ``status`` is ``"converged"``."""
         return self.status == "converged"
 
     def sample(self, draws=1000, seed=0):
@@ -81,6 +86,13 @@ class FitResult:
 
         Below 0.5 the draws are as good as exact posterior draws for most purposes;
         above 0.7 the approximation is unreliable. See :func:`natvi.diagnostics.verdict`.
+
+        Parameters
+        ----------
+        draws : int
+            Number of draws from q, at least 25 (PSIS fits the largest ~20% of the weights).
+        seed : int, numpy.random.SeedSequence or numpy.random.Generator
+            Seed of the draws; the same seed gives the draws of :meth:`sample`.
         """
         if check_positive_int(draws, "draws") < diagnostics.MIN_DRAWS:
             raise ValueError(f"draws: expected at least {diagnostics.MIN_DRAWS} for a Pareto "
@@ -90,6 +102,13 @@ class FitResult:
 
     def diagnose(self, draws=1000, seed=0):
         """Pareto k̂ of the fit and what it means, in words (and what to try when k̂ > 0.7).
+
+        Parameters
+        ----------
+        draws : int
+            Number of draws from q, at least 25.
+        seed : int, numpy.random.SeedSequence or numpy.random.Generator
+            Seed of the draws.
 
         Returns
         -------
@@ -113,6 +132,13 @@ class FitResult:
         Groups: ``posterior`` (one chain), ``log_likelihood`` (when the model has it),
         ``observed_data``, and ``sample_stats`` with ``lp`` = log p(x, z) and
         ``log_q`` = log q(z) per draw, for PSIS diagnostics and approximate-posterior LOO.
+
+        Parameters
+        ----------
+        draws : int
+            Number of draws from q, stored as one chain.
+        seed : int, numpy.random.SeedSequence or numpy.random.Generator
+            Seed of the draws; the same seed gives the draws of :meth:`sample`.
         """
         z = self.sample(draws, seed)
         return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)},

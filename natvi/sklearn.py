@@ -270,7 +270,8 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
                 special.logsumexp(special.log_expit(a), axis=0) - log_s)
 
     def predict_log_proba(self, X):
-        """Log of :meth:`predict_proba`, shape (n_samples, 2)."""
+        """Log of :meth:`predict_proba` for features ``X`` (n_samples, n_features_in_),
+        shape (n_samples, 2)."""
         return np.column_stack(self._log_proba(X))
 
     def predict_proba(self, X):
@@ -304,6 +305,7 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         return log1 - log0
 
     def predict(self, X):
-        """The more probable label under the posterior predictive, shape (n_samples,)."""
+        """The more probable label of each row of ``X`` (n_samples, n_features_in_) under
+        the posterior predictive, shape (n_samples,)."""
         positive = self.decision_function(X) > 0
         return self.classes_[positive.astype(int)]

@@ -168,3 +168,145 @@ def test_custom_model_student_t_matches_grid(custom):
     vi_mean, vi_sd, exact_mean, exact_sd = _floats(_line(custom, "Student-t, Monte Carlo"))
     assert abs(vi_mean - exact_mean) < 0.3, f"E_q[mu] = {vi_mean}, exact {exact_mean}"
     assert abs(vi_sd / exact_sd - 1) < 0.25
+
+
+@pytest.mark.slow
+def test_arviz_diagnostics(tmp_path):
+    """The ArviZ tour runs on the installed ArviZ generation: one chain gives r_hat NaN and
+    split pseudo-chains r_hat ≈ 1 for both fits; the k̂ computed by hand with ArviZ's PSIS is
+    result.pareto_k's; mean-field is unreliable (k̂ > 0.7) where full-rank is good (k̂ < 0.5),
+    with a larger PSIS effective sample size and few high LOO k̂; the netCDF file is written
+    and reads back with the same draws."""
+    from natvi.arviz_bridge import ARVIZ_1
+
+    nc = tmp_path / "posterior.nc"
+    out = _run("arviz_diagnostics.py", "--out", str(nc), cwd=tmp_path)
+    kind = "DataTree" if ARVIZ_1 else "InferenceData"
+    assert re.search(rf"mean-field fit: {kind} with groups .*'sample_stats'", out)
+    assert "coef[mean_radius]" in out  # DataFrame column names reach ArviZ
+    assert "r_hat is NaN" in out
+    for name in ("mean-field", "full-rank"):
+        assert abs(_floats(_line(out, f"{name}: cut into 4 pseudo-chains"))[-1] - 1) < 0.02
+    assert "result.pareto_k(2000, seed=1) gives the same: True" in out
+    rows = {name: _line(out, name + "  ").split() for name in ("mean-field", "full-rank")}
+    (mf_elbo, mf_k, mf_ess), (fr_elbo, fr_k, fr_ess) = (
+        [float(x) for x in rows[name][1:4]] for name in ("mean-field", "full-rank"))
+    assert rows["mean-field"][4] == "unreliable" and mf_k > 0.7
+    assert rows["full-rank"][4] == "good" and fr_k < 0.5
+    assert fr_elbo > mf_elbo + 1.0 and fr_ess > 10 * mf_ess
+    loo = _floats(_line(out, "full-rank: elpd_loo"))
+    assert -60 < loo[0] < -30 and loo[-3] <= 5  # elpd; observations with LOO k̂ > 0.7
+    assert nc.exists(), "netCDF not written (ArviZ ≥ 1.0 needs h5netcdf with h5py)"
+    assert re.search(r"az.from_netcdf reads back groups .*'posterior'.*draws equal: True", out)
+
+
+@pytest.mark.slow
+def test_readme_images(tmp_path):
+    """readme_images.py writes both PNGs at dpi 100, each under 150 kB; the natural gradient
+    converges and comes within 0.01 nats of the best ELBO in fewer ELBO-and-gradient
+    evaluations than Adam at any of its three learning rates."""
+    out = _run("readme_images.py", "--out-dir", str(tmp_path), cwd=tmp_path)
+    evals = {}
+    for line in out.splitlines():
+        match = re.match(r"\s+(natural gradient|Adam, learning rate \S+)\s+(\w+), within 0\.01 "
+                         r"nats of the best ELBO after (\d+) evaluations", line)
+        if match:
+            evals[match[1]] = int(match[3])
+            assert match[2] == "converged", line
+    assert len(evals) == 4, out
+    ngd = evals.pop("natural gradient")
+    assert ngd < min(evals.values())
+    for name, size in (("ngd_vs_adam.png", (1100, 400)), ("arviz_forest.png", None)):
+        path = tmp_path / name
+        assert path.exists(), name
+        assert 10_000 < path.stat().st_size < 150_000, (name, path.stat().st_size)
+        width, height = _png_size(path)
+        assert size is None or (width, height) == size
+        assert width <= 1200 and height <= 1200
+    assert re.search(r"mean-field\s+ELBO -?\d+\.\d+, Pareto k̂ \d+\.\d+", out)
+
+
+def _png_size(path):
+    """(width, height) in pixels from a PNG file's IHDR chunk."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_readme_links_resolve():
+    """Every image and example the README links to exists, and the committed images stay
+    small (under 150 kB each) so the repository does not grow with every regeneration."""
+    root = EXAMPLES.parent
+    readme = (root / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert "docs/images/ngd_vs_adam.png" in images and "docs/images/arviz_forest.png" in images
+    for image in images:
+        path = root / image
+        assert path.exists(), image
+        assert path.stat().st_size < 150_000, image
+        _png_size(path)
+    linked = set(re.findall(r"\((examples/[\w/]+\.py)\)", readme))
+    on_disk = {f"examples/{p.name}" for p in EXAMPLES.glob("*.py")}
+    assert linked == on_disk, (linked ^ on_disk)
+
+
+def _benchmark_rows(out):
+    """{method: fields after the 25-character name column} of benchmark.py's table."""
+    rows, in_table = {}, False
+    for line in out.splitlines():
+        if line.startswith("method "):
+            in_table = True
+        elif in_table and line.startswith("natvi "):
+            rows[line[:25].strip()] = line[25:].split()
+        elif in_table and not line.startswith("-"):
+            in_table = False
+    return rows
+
+
+@pytest.mark.slow
+def test_benchmark_quick(tmp_path):
+    """benchmark.py --quick on breast cancer, natvi's methods only (NGD mean-field and
+    full-rank, Adam at two rates): NGD ends on the L-BFGS-B optimum of the same ELBO (two
+    independent optimizers, to 1e-6 nats) and no mean-field run beats it; NGD needs fewer
+    evaluations to 0.01 nats than either Adam; the full-rank optimum lies above the
+    mean-field one; gaps, thresholds and ratios in each row agree with each other; the plot
+    and the saved table are written."""
+    out = _run("benchmark.py", "--quick", "--datasets", "breast_cancer", "--peers",
+               "natvi-adam", "--out", str(tmp_path), cwd=tmp_path)
+    optimum = _floats(_line(out, "exact mean-field optimum: ELBO ="))[0]
+    assert abs(optimum - -67.4636) < 1e-3  # N(0, 1) priors, standardized features
+    rows = _benchmark_rows(out)
+    assert set(rows) == {"natvi NGD", "natvi NGD full-rank", "natvi Adam lr=0.03",
+                         "natvi Adam lr=0.1"}, out
+    parsed = {}
+    for name, f in rows.items():
+        assert len(f) == 19, (name, f)  # status, 3 totals, 3 × 3 thresholds, gap, ELBO, MB, ratio
+        nums = [None if x == "-" else float(x) for x in f[1:]]
+        parsed[name] = {"status": f[0], "evals": nums[1], "sec": nums[2],
+                        "hits": [nums[3 + 3 * k:6 + 3 * k] for k in range(3)],
+                        "gap": nums[12], "elbo": nums[13], "mb": nums[14], "ratio": nums[15]}
+    for name, r in parsed.items():
+        assert abs(r["gap"] - (optimum - r["elbo"])) < 1e-5 + 1e-3 * abs(r["gap"]), name
+        assert r["mb"] >= 0, name
+        reached = [h for h in r["hits"] if h[0] is not None]
+        for (it_a, ev_a, s_a), (it_b, ev_b, s_b) in zip(reached, reached[1:], strict=False):
+            assert it_a <= it_b and ev_a <= ev_b and s_a <= s_b, name  # 1, 0.1, 0.01 nats
+        if r["gap"] < 0.01:
+            assert len(reached) == 3, name
+    ngd, full = parsed["natvi NGD"], parsed["natvi NGD full-rank"]
+    assert ngd["status"] == "converged" and abs(ngd["gap"]) < 1e-6
+    assert _floats(_line(out, "best mean-field ELBO of any run"))[0] < 1e-6
+    assert full["status"] == "converged" and full["gap"] < -1.0
+    assert ngd["hits"][2][0] <= 50
+    for rate in ("0.03", "0.1"):
+        adam = parsed[f"natvi Adam lr={rate}"]
+        assert adam["hits"][2][1] is None or ngd["hits"][2][1] < adam["hits"][2][1]
+    # t0.1/peer: seconds to 0.1 nats over the fastest peer's (here the faster Adam)
+    fastest = min(parsed[n]["hits"][1][2] for n in parsed if "Adam" in n)
+    for r in parsed.values():
+        assert abs(r["ratio"] - r["hits"][1][2] / fastest) < 0.01 * r["ratio"] + 2e-3
+    assert min(parsed[n]["ratio"] for n in parsed if "Adam" in n) == 1.0
+    assert re.search(r"NGD cost: \d+ iterations, \d+ ELBO evaluations", out)
+    assert re.search(r"passes over X: \d+ evaluations", out)
+    assert (tmp_path / "benchmark.png").stat().st_size > 10_000
+    assert (tmp_path / "benchmark.txt").read_text().count("natvi NGD") >= 2

@@ -44,7 +44,16 @@ def _fraction(x, name):
 
 
 def sgd(learning_rate=0.01, *, coordinates="unconstrained"):
-    """Plain gradient ascent: Δ = lr · g."""
+    """Plain gradient ascent: Δ = lr · g.
+
+    Parameters
+    ----------
+    learning_rate : float
+        lr > 0.
+    coordinates : {"unconstrained", "natural"}
+        Step on the unconstrained parameterization (mean and log-scale for a Gaussian, as
+        ADVI does) or on the natural parameters η.
+    """
     lr, coordinates = _checked(learning_rate, coordinates)
 
     def init(params):
@@ -57,7 +66,20 @@ def sgd(learning_rate=0.01, *, coordinates="unconstrained"):
 
 
 def momentum(learning_rate=0.01, beta=0.9, *, nesterov=False, coordinates="unconstrained"):
-    """Heavy-ball momentum: m ← βm + g, Δ = lr · m (or Nesterov's look-ahead)."""
+    """Heavy-ball momentum: m ← βm + g, Δ = lr · m (or Nesterov's look-ahead).
+
+    Parameters
+    ----------
+    learning_rate : float
+        lr > 0.
+    beta : float
+        Momentum β in [0, 1).
+    nesterov : bool
+        Nesterov's look-ahead step Δ = lr · (g + βm) instead.
+    coordinates : {"unconstrained", "natural"}
+        Step on the unconstrained parameterization (mean and log-scale for a Gaussian, as
+        ADVI does) or on the natural parameters η.
+    """
     lr, coordinates = _checked(learning_rate, coordinates)
     beta = _fraction(beta, "beta")
 
@@ -74,7 +96,18 @@ def momentum(learning_rate=0.01, beta=0.9, *, nesterov=False, coordinates="uncon
 
 
 def adagrad(learning_rate=0.1, *, eps=1e-8, coordinates="unconstrained"):
-    """Adagrad: Δ = lr · g / (√Σg² + ε)."""
+    """Adagrad: Δ = lr · g / (√Σg² + ε).
+
+    Parameters
+    ----------
+    learning_rate : float
+        lr > 0.
+    eps : float
+        ε > 0.
+    coordinates : {"unconstrained", "natural"}
+        Step on the unconstrained parameterization (mean and log-scale for a Gaussian, as
+        ADVI does) or on the natural parameters η.
+    """
     lr, coordinates = _checked(learning_rate, coordinates)
     eps = check_positive_scalar(eps, "eps")
 
@@ -90,7 +123,20 @@ def adagrad(learning_rate=0.1, *, eps=1e-8, coordinates="unconstrained"):
 
 
 def rmsprop(learning_rate=0.01, decay=0.9, *, eps=1e-8, coordinates="unconstrained"):
-    """RMSProp: v ← ρv + (1−ρ)g², Δ = lr · g / (√v + ε)."""
+    """RMSProp: v ← ρv + (1−ρ)g², Δ = lr · g / (√v + ε).
+
+    Parameters
+    ----------
+    learning_rate : float
+        lr > 0.
+    decay : float
+        ρ in [0, 1).
+    eps : float
+        ε > 0.
+    coordinates : {"unconstrained", "natural"}
+        Step on the unconstrained parameterization (mean and log-scale for a Gaussian, as
+        ADVI does) or on the natural parameters η.
+    """
     lr, coordinates = _checked(learning_rate, coordinates)
     decay = _fraction(decay, "decay")
     eps = check_positive_scalar(eps, "eps")
@@ -107,7 +153,20 @@ def rmsprop(learning_rate=0.01, decay=0.9, *, eps=1e-8, coordinates="unconstrain
 
 
 def adadelta(learning_rate=1.0, rho=0.95, *, eps=1e-6, coordinates="unconstrained"):
-    """Adadelta (Zeiler 2012): unit-corrected steps from running RMS of g and Δ."""
+    """Adadelta (Zeiler 2012): unit-corrected steps from running RMS of g and Δ.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Scale of the steps, > 0 (1 in Zeiler's paper).
+    rho : float
+        Decay ρ in [0, 1) of both running averages.
+    eps : float
+        ε > 0.
+    coordinates : {"unconstrained", "natural"}
+        Step on the unconstrained parameterization (mean and log-scale for a Gaussian, as
+        ADVI does) or on the natural parameters η.
+    """
     lr, coordinates = _checked(learning_rate, coordinates)
     rho = _fraction(rho, "rho")
     eps = check_positive_scalar(eps, "eps")
@@ -127,7 +186,20 @@ def adadelta(learning_rate=1.0, rho=0.95, *, eps=1e-6, coordinates="unconstraine
 
 
 def adam(learning_rate=0.01, b1=0.9, b2=0.999, *, eps=1e-8, coordinates="unconstrained"):
-    """Adam (Kingma & Ba 2015) with bias correction."""
+    """Adam (Kingma & Ba 2015) with bias correction.
+
+    Parameters
+    ----------
+    learning_rate : float
+        lr > 0.
+    b1, b2 : float
+        Decay rates in [0, 1) of the first and second moments of g.
+    eps : float
+        ε > 0.
+    coordinates : {"unconstrained", "natural"}
+        Step on the unconstrained parameterization (mean and log-scale for a Gaussian, as
+        ADVI does) or on the natural parameters η.
+    """
     lr, coordinates = _checked(learning_rate, coordinates)
     b1, b2 = _fraction(b1, "b1"), _fraction(b2, "b2")
     eps = check_positive_scalar(eps, "eps")
