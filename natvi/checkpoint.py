@@ -7,6 +7,7 @@ iterates a stochastic fit averages, and counters — so a resumed fit continues
 bit for bit as the uninterrupted one would have.
 """
 
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,19 @@ from natvi import serialization
 KIND = "checkpoint"
 #: statuses after which a resumed fit has nothing left to do
 FINAL = ("converged", "diverged")
+STATUSES = ("running", "max_iter", "interrupted", *FINAL)
+
+
+def check_path(path, name, writable=False):
+    """``path`` as a string (None passes); a file to write needs an existing directory."""
+    if path is None:
+        return None
+    if not isinstance(path, str | os.PathLike):
+        raise ValueError(f"{name}: expected a file path, got {type(path).__name__}")
+    path = os.fspath(path)
+    if writable and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ValueError(f"{name}: the directory of {path!r} does not exist")
+    return path
 
 
 class FitState(NamedTuple):
@@ -66,14 +80,36 @@ def save(path, fit_state, model, families, optimizer_name):
     serialization.write(path, KIND, meta, arrays)
 
 
-def load(path, model, families, optimizer_name, opt_template):
+def load(path, model, families, optimizer_name, opt_template, params_template,
+         natural_template):
     """The :class:`FitState` in ``path``, checked against the fit about to resume it.
 
-    ``opt_template`` is a state of the optimizer given to the resumed fit (from its
-    ``init``); the checkpoint must come from the same model latents, families and
-    optimizer.
+    The templates — the optimizer's ``init`` state, the parameters in its coordinates
+    and the natural parameters, all at the fit's starting point — give the structure
+    and shapes every stored array must have; the checkpoint must come from the same
+    model latents, families and optimizer.
     """
     meta, arrays = serialization.read(path, KIND, "resume")
+    try:
+        return _load(meta, arrays, path, model, families, optimizer_name, opt_template,
+                     params_template, natural_template)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"resume: {path!r} is an incomplete checkpoint "
+                         f"({type(exc).__name__}: {exc})") from None
+
+
+def _tree(arrays, prefix, keys, template, path):
+    tree = serialization.get_tree(arrays, prefix, keys)
+    if list(tree) != list(template) or any(np.shape(tree[k]) != np.shape(template[k])
+                                           for k in template):
+        raise ValueError(f"resume: {path!r} has {prefix} of shapes "
+                         f"{ {str(k): np.shape(v) for k, v in tree.items()} }, the fit "
+                         f"{ {str(k): np.shape(v) for k, v in template.items()} }")
+    return tree
+
+
+def _load(meta, arrays, path, model, families, optimizer_name, opt_template, params_template,
+          natural_template):
     keys = list(families)
     if meta["latents"] != serialization.encode_latents(model.latents):
         raise ValueError(f"resume: the checkpoint is of a model with latents "
@@ -85,26 +121,32 @@ def load(path, model, families, optimizer_name, opt_template):
         raise ValueError(f"resume: the checkpoint was written by optimizer "
                          f"{meta['optimizer']!r}, not {optimizer_name!r}")
     try:
-        try:
-            opt_state = serialization.get_state(arrays, "opt", meta["opt_state"], opt_template,
-                                                keys)
-        except ValueError as exc:
-            raise ValueError(f"resume: {exc}") from None
-        return FitState(
-            params=serialization.get_tree(arrays, "params", keys),
-            opt_state=opt_state,
-            value=float(arrays["value"]),
-            grad=serialization.get_tree(arrays, "grad", keys),
-            natural_grad=serialization.get_tree(arrays, "natural_grad", keys),
-            gain=float(arrays["gain"]),
-            history={name: arrays[f"history|{name}"] for name in meta["history"]},
-            recent=[serialization.get_tree(arrays, f"recent|{j}", keys)
-                    for j in range(meta["n_recent"])],
-            n_iter=int(meta["n_iter"]),
-            n_evals=int(meta["n_evals"]),
-            seconds=float(meta["seconds"]),
-            status=str(meta["status"]),
-            rng_state=meta["rng_state"],
-        )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"resume: {path!r} is an incomplete checkpoint ({exc})") from None
+        opt_state = serialization.get_state(arrays, "opt", meta["opt_state"], opt_template, keys)
+    except ValueError as exc:
+        raise ValueError(f"resume: {exc}") from None
+    for field, value in opt_template._asdict().items():
+        if isinstance(value, dict):
+            _tree(arrays, f"opt|{field}", keys, value, path)
+    if meta["status"] not in STATUSES:
+        raise ValueError(f"resume: {path!r} has an unknown status {meta['status']!r}")
+    n_iter = int(meta["n_iter"])
+    history = {name: arrays[f"history|{name}"] for name in meta["history"]}
+    if any(len(v) != n_iter + 1 for v in history.values()):
+        raise ValueError(f"resume: {path!r} has a history that does not match its "
+                         f"{n_iter} iterations")
+    return FitState(
+        params=_tree(arrays, "params", keys, params_template, path),
+        opt_state=opt_state,
+        value=float(arrays["value"]),
+        grad=_tree(arrays, "grad", keys, params_template, path),
+        natural_grad=_tree(arrays, "natural_grad", keys, natural_template, path),
+        gain=float(arrays["gain"]),
+        history=history,
+        recent=[_tree(arrays, f"recent|{j}", keys, params_template, path)
+                for j in range(int(meta["n_recent"]))],
+        n_iter=n_iter,
+        n_evals=int(meta["n_evals"]),
+        seconds=float(meta["seconds"]),
+        status=str(meta["status"]),
+        rng_state=meta["rng_state"],
+    )

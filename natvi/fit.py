@@ -105,6 +105,8 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     if not (progress is None or isinstance(progress, bool)):
         raise ValueError(f"progress: expected True, False or None, got {progress!r}")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    checkpoint = ckpt.check_path(checkpoint, "checkpoint", writable=True)
+    resume = ckpt.check_path(resume, "resume")
     if not isinstance(strict, bool):
         raise ValueError(f"strict: expected True or False, got {strict!r}")
 
@@ -129,16 +131,18 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         history = _History.from_arrays(saved.history)
         recent = deque(saved.recent, maxlen=WINDOW)
         first, status = saved.n_iter + 1, saved.status
-    # Counters and generator as of the last completed iteration: an interrupted one may
-    # have spent evaluations and draws that the resumed fit will spend again.
-    snapshot = (objective.n_evals, rng.bit_generator.state)
+    # Counters, generator and verdict as of the last completed iteration: an interrupted
+    # one may have spent evaluations and draws that the resumed fit will spend again, and
+    # a Ctrl-C in the callback must not hide that the iteration before it converged.
+    snapshot = (objective.n_evals, rng.bit_generator.state, status)
 
     def save(status):
         if checkpoint is not None:
+            verdict = snapshot[2] if snapshot[2] in ckpt.FINAL else status
             ckpt.save(checkpoint, ckpt.FitState(
                 params, state, ev.value, ev.grad, ev.natural_grad, ev.aux["gain"],
                 history.as_arrays(), list(recent), len(history.elbo) - 1, snapshot[0],
-                history.seconds[-1], status, snapshot[1]), model, families, opt.name)
+                history.seconds[-1], verdict, snapshot[1]), model, families, opt.name)
 
     bar = None
     try:
@@ -161,16 +165,16 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
                 history.add(ev.value, float(state.step_size) * 0.5**halvings, objective.n_evals,
                             time.perf_counter() - start,
                             halvings + int(getattr(state, "rejected", 0)))
-                snapshot = (objective.n_evals, rng.bit_generator.state)
-                report(bar, ev.value, history.step_size[-1])
-                if callback is not None:
-                    callback(n_iter, ev.value, ev.aux["posterior"])
                 if _converged(model.deterministic, ev, history.elbo, tol):
                     status = "converged"
                 elif not moved and opt.natural and model.deterministic:
                     # The line search found no ascent: converged if the gradient is at
                     # rounding level, else no step could be taken (a numerical dead end).
                     status = "converged" if ev.aux["gain"] < 1e-6 else "diverged"
+                snapshot = (objective.n_evals, rng.bit_generator.state, status)
+                report(bar, ev.value, history.step_size[-1])
+                if callback is not None:
+                    callback(n_iter, ev.value, ev.aux["posterior"])
                 if status != "max_iter":
                     break
                 if n_iter % checkpoint_every == 0:
@@ -370,9 +374,15 @@ class _Objective:
 
 def _restore(path, model, families, opt, objective, rng):
     """The checkpointed state, with the generator and the evaluation counter restored."""
-    template = opt.init(objective.coordinates_of(model.initial_posterior(families)))
-    saved = ckpt.load(path, model, families, opt.name, template)
-    rng.bit_generator.state = saved.rng_state
+    start = model.initial_posterior(families)
+    params = objective.coordinates_of(start)
+    saved = ckpt.load(path, model, families, opt.name, opt.init(params), params,
+                      {k: q.natural for k, q in start.items()})
+    try:
+        rng.bit_generator.state = saved.rng_state
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"resume: the checkpoint's random generator state does not fit "
+                         f"this seed's generator ({exc})") from None
     objective.n_evals = saved.n_evals
     return saved
 

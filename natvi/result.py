@@ -203,15 +203,25 @@ def load(path, model=None):
         The model the result was fitted to (its latents must match); needed by
         ``pareto_k``, ``diagnose`` and ``to_arviz``, not by ``sample``.
     """
+    from natvi.model import Model, standard_factor
+
+    if model is not None and not isinstance(model, Model):
+        raise ValueError(f"model: expected a natvi Model or None, got {type(model).__name__}")
     meta, arrays = serialization.read(path, "result")
     try:
         latents = serialization.decode_latents(meta["latents"])
         families = serialization.decode_factors(meta["factors"])
         natural = serialization.get_tree(arrays, "natural", list(families))
-        posterior = {key: cls.from_natural(natural[key]) for key, cls in families.items()}
+        posterior = {}
+        for key, cls in families.items():
+            expected = standard_factor(cls, latents, key).natural.shape
+            if natural[key].shape != expected:
+                raise ValueError(f"factor {key!r} has natural parameters of shape "
+                                 f"{natural[key].shape}, its latents need {expected}")
+            posterior[key] = cls.from_natural(natural[key])
         history = {name: arrays[f"history|{name}"] for name in meta["history"]}
         fields = {k: meta[k] for k in ("elbo", "status", "n_iter", "optimizer", "gain")}
-    except (KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # any inconsistency of a damaged file
         raise ValueError(f"path: {os.fspath(path)!r} is a damaged natvi result "
                          f"({type(exc).__name__}: {exc})") from None
     if model is None:
