@@ -229,6 +229,22 @@ class GeneralizedLinearModel(Model):
         per observation (the weights of the first Gauss–Newton precision)."""
         raise NotImplementedError
 
+    @staticmethod
+    def _full_rank_start(family, loc, precision, prior):
+        # Λ = P + Dᵀ diag(c) D is positive definite, its eigenvalues at least those of the
+        # prior P; in floating point collinear columns at large scales can round the small
+        # ones to zero or below, so they are floored at the prior's.
+        values, vectors = np.linalg.eigh(precision)
+        values = np.maximum(values, prior.min())
+        cov = (vectors / values) @ vectors.T
+        try:
+            return family(loc=loc, cov=0.5 * (cov + cov.T))
+        except ValueError:
+            raise ValueError(f"X: the design is too ill-conditioned for a full-rank Gaussian "
+                             f"(condition number of the starting precision "
+                             f"{values.max() / values.min():.1e}); rescale or drop collinear "
+                             f"columns") from None
+
     def initial_posterior(self, families):
         # Start at the posterior precision of a Gauss–Newton step from w = 0 (the prior
         # precision plus Dᵀ diag(c) D): one natural-gradient fixed point of the variances.
@@ -243,8 +259,7 @@ class GeneralizedLinearModel(Model):
             loc = np.concatenate([np.full(1, intercept) if n == "intercept"
                                   else np.zeros(self.X.shape[1]) for n in names])
             if full:
-                cov = np.linalg.inv(np.diag(prior) + gram)
-                out[key] = family(loc=loc, cov=0.5 * (cov + cov.T))
+                out[key] = self._full_rank_start(family, loc, np.diag(prior) + gram, prior)
             else:
                 precision = prior + np.ravel(gram)
                 shape = self.latents[key].shape
