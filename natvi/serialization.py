@@ -10,6 +10,7 @@ naming the path, never an exception from inside NumPy or zipfile.
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -47,6 +48,12 @@ def read(path, kind, name="path"):
     if not os.path.isfile(path):
         raise ValueError(f"{name}: no such file: {path!r}")
     try:
+        # np.load reads each member only as far as its header says, so zipfile never gets
+        # to check the CRC of a flipped data byte: check every member first.
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise ValueError(f"member {bad!r} fails its CRC check")
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data[_META][()]))
             arrays = {k: data[k] for k in data.files if k != _META}

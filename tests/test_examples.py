@@ -280,7 +280,7 @@ def test_benchmark_quick(tmp_path):
                          "natvi Adam lr=0.1"}, out
     parsed = {}
     for name, f in rows.items():
-        assert len(f) == 19, (name, f)  # status, 3 totals, 3 × 3 thresholds, gap, ELBO, MB, ratio
+        assert len(f) == 17, (name, f)  # status, 3 totals, 3 × 3 thresholds, gap, ELBO, MB, ratio
         nums = [None if x == "-" else float(x) for x in f[1:]]
         parsed[name] = {"status": f[0], "evals": nums[1], "sec": nums[2],
                         "hits": [nums[3 + 3 * k:6 + 3 * k] for k in range(3)],

@@ -65,10 +65,14 @@ def gaussian_expectation(g, loc, var):
     return total / np.sqrt(2 * np.pi)
 
 
+#: the logistic likelihood without its rule for wide predictors: the Gauss–Hermite rule alone
+GH_ONLY = logistic._replace(wide=None)
+
+
 def rule(y, loc, var, n_points=32):
-    """The quadrature value, gradients for one row."""
+    """The Gauss–Hermite value and gradients for one row."""
     value, grad_loc, grad_var = expected_log_likelihood(
-        logistic, np.array([y]), np.array([loc]), np.array([var]), n_points)
+        GH_ONLY, np.array([y]), np.array([loc]), np.array([var]), n_points)
     return value, grad_loc[0], grad_var[0]
 
 
@@ -241,3 +245,27 @@ def test_fewer_nodes_for_narrow_predictors_lose_nothing(name):
             np.testing.assert_allclose(got[1], ref[1], rtol=0, atol=1e-13)
             np.testing.assert_allclose(got[2], ref[2], rtol=0, atol=1e-13)
     assert quadrature.nodes_for(0.6, 32) == 32 and quadrature.nodes_for(0.001, 6) == 6
+
+
+@pytest.mark.parametrize("y", YS)
+@pytest.mark.parametrize("loc, var", [(0.3, 1.01), (-2.0, 4.0), (5.0, 100.0), (1e6, 1e12),
+                                      (-3e6, 4e13)])
+def test_wide_predictors_use_the_exact_split(y, loc, var, monkeypatch):
+    """Predictors with sd > 1 (separable data, flat priors) are integrated as E[min(η, 0)]
+    in closed form plus the smooth remainder on a fixed grid: equal to adaptive quadrature
+    of the density to 1e-11 relative (the nodes of Gauss–Hermite would land ~sd apart and
+    miss the bend of log σ), with derivatives equal to finite differences."""
+    monkeypatch.setattr(quadrature, "WIDE_SD", 1.0)  # the rule itself, from sd 1 on
+    a, b = np.array([loc]), np.array([var])
+    value, g_a, g_b = expected_log_likelihood(logistic, np.array([y]), a, b)
+    sd = np.sqrt(var)
+    ref = integrate.quad(lambda t: f(y, loc + sd * t) * np.exp(-t * t / 2) / np.sqrt(2 * np.pi),
+                         -40, 40, points=[-loc / sd], limit=500, epsabs=1e-14, epsrel=1e-13)[0]
+    assert abs(value - ref) <= 1e-11 * max(1.0, abs(ref))
+    for h, i in ((1e-6 * max(1.0, abs(loc)), 0), (1e-6 * var, 1)):
+        up = [a + h, b] if i == 0 else [a, b + h]
+        down = [a - h, b] if i == 0 else [a, b - h]
+        fd = (expected_log_likelihood(logistic, np.array([y]), *up)[0]
+              - expected_log_likelihood(logistic, np.array([y]), *down)[0]) / (2 * h)
+        got = (g_a if i == 0 else g_b)[0]
+        assert abs(got - fd) <= 1e-5 * max(abs(fd), 1e-12)

@@ -8,6 +8,17 @@ Subclasses supply the closed forms; the base turns them into the common API.
 import numpy as np
 
 
+def times(c, x):
+    """c·x elementwise, but 0 wherever x == 0, also where c overflowed to ±inf.
+
+    The coefficients of the Fisher information and of its inverse are real numbers that
+    may exceed the largest float at the edges of a domain; multiplied by an exact zero
+    (a unit direction's other entries) they contribute 0, not the NaN of inf·0.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(x == 0, 0.0, c * x)
+
+
 class ExponentialFamily:
     """Base class: natural, mean and usual parameters of an exponential family.
 
@@ -49,7 +60,7 @@ class ExponentialFamily:
 
     @classmethod
     def from_mean(cls, mean_params):
-        """Family with mean parameters μ = E[T(z)] of shape ``(*batch, k)``."""
+        """Family with mean parameters ``mean_params`` μ = E[T(z)] of shape ``(*batch, k)``."""
         return cls.from_natural(cls.natural_from_mean(
             cls._check_last_axis(mean_params, "mean_params")))
 
@@ -75,17 +86,18 @@ class ExponentialFamily:
     # ---- closed forms a subclass provides -----------------------------
     @staticmethod
     def log_partition_fn(eta):
-        """A(η), written with ``autograd.numpy`` so it can be differentiated."""
+        """A(η) for natural parameters ``eta`` of shape ``(*batch, k)``, shape ``batch``;
+        written with ``autograd.numpy`` so it can be differentiated."""
         raise NotImplementedError
 
     @staticmethod
     def mean_from_natural(eta):
-        """μ = ∇A(η)."""
+        """Mean parameters μ = ∇A(η) of natural parameters ``eta``, shape ``(*batch, k)``."""
         raise NotImplementedError
 
     @staticmethod
     def natural_from_mean(mu):
-        """η = (∇A)⁻¹(μ)."""
+        """Natural parameters η = (∇A)⁻¹(μ) of mean parameters ``mu``, shape ``(*batch, k)``."""
         raise NotImplementedError
 
     @staticmethod
@@ -95,7 +107,7 @@ class ExponentialFamily:
 
     @staticmethod
     def in_domain(eta):
-        """Boolean array over the batch: is η a valid natural parameter?"""
+        """Boolean array over the batch: is ``eta`` (shape ``(*batch, k)``) a valid η?"""
         raise NotImplementedError
 
     def fisher(self):
@@ -107,7 +119,8 @@ class ExponentialFamily:
         raise NotImplementedError
 
     def sample(self, rng, n):
-        """``n`` independent draws, shape ``(n, *batch, *event_shape)``."""
+        """``n`` independent draws with ``rng`` (a numpy.random.Generator), shape
+        ``(n, *batch, *event_shape)``."""
         raise NotImplementedError
 
     def mean(self):
@@ -131,6 +144,7 @@ class ExponentialFamily:
 
     @property
     def batch_shape(self):
+        """Shape of the batch of independent elements: ``natural.shape[:-1]``."""
         return self._natural.shape[:-1]
 
     def log_partition(self):
@@ -183,11 +197,11 @@ class ExponentialFamily:
 
     @classmethod
     def from_unconstrained(cls, u):
-        """Inverse of :attr:`unconstrained`."""
+        """Family at unconstrained coordinates ``u`` (inverse of :attr:`unconstrained`)."""
         raise NotImplementedError
 
     def unconstrained_grad(self, grad_mean):
-        """Chain rule: ∇_u L from ∇_μ L."""
+        """Chain rule: ∇_u L from ``grad_mean`` = ∇_μ L, shape ``(*batch, k)``."""
         raise NotImplementedError
 
     def __repr__(self):

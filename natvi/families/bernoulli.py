@@ -87,7 +87,9 @@ class Bernoulli(ExponentialFamily):
         return self.var() * v[..., 0] ** 2
 
     def fisher_solve(self, v):
-        return v / self.var()[..., None]
+        # where p(1 − p) underflows to 0: 0 for a zero entry of v (not 0/0 = NaN), else ±inf
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(v == 0, 0.0, v / self.var()[..., None])
 
     # ---- densities and divergences -------------------------------------------
     def log_base_measure(self, z):

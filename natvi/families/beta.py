@@ -39,7 +39,7 @@ class Beta(ExponentialFamily):
 
     n_params = 2
     support = "unit_interval"
-    _domain_text = "a = η₁ + 1 and b = η₂ + 1 must be > 0"
+    _domain_text = "a = η₁ + 1 and b = η₂ + 1 must be > 0, with a finite sum"
 
     def __init__(self, a=1.0, b=1.0):
         a = check_positive_array(a, "a")
@@ -49,6 +49,9 @@ class Beta(ExponentialFamily):
             if not np.all(x - 1 > -1):
                 raise ValueError(f"{name}: expected values ≳ 1e-16 (η = {name} − 1 must exceed "
                                  f"−1 in floating point)")
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(a + b)):
+                raise ValueError("b: expected a + b to be finite (below ~1.8e308)")
         super().__init__(np.stack([a - 1, b - 1], axis=-1))
 
     # ---- closed forms ---------------------------------------------------
@@ -78,7 +81,10 @@ class Beta(ExponentialFamily):
 
     @staticmethod
     def in_domain(eta):
-        return (eta[..., 0] > -1) & (eta[..., 1] > -1)
+        # a + b that overflows would make the mean 0 and the variance NaN
+        with np.errstate(over="ignore"):
+            return ((eta[..., 0] > -1) & (eta[..., 1] > -1)
+                    & np.isfinite((eta[..., 0] + 1) + (eta[..., 1] + 1)))
 
     # ---- usual parameters -------------------------------------------------
     @property
@@ -97,7 +103,8 @@ class Beta(ExponentialFamily):
     def var(self):
         a, b = self.a, self.b
         total = a + b
-        return a * b / (total**2 * (total + 1))
+        # as m(1 − m)/(a + b + 1), m = a/(a + b): ab and (a + b)² alone overflow (inf/inf)
+        return (a / total) * (b / total) / (total + 1)
 
     # ---- Fisher information --------------------------------------------------
     def fisher(self):
@@ -113,6 +120,9 @@ class Beta(ExponentialFamily):
         return _dir._fisher_solve(self._natural + 1, v)
 
     # ---- densities and divergences -------------------------------------------
+    def log_partition(self):
+        return _dir._log_normalizer(self._natural + 1)  # stable where log Γ overflows
+
     def log_base_measure(self, z):
         return np.zeros(np.shape(z))
 
@@ -133,8 +143,10 @@ class Beta(ExponentialFamily):
             inside = (-excess - log_z - log_1mz + 0.5 * (np.log(a) + np.log(b) - np.log(c))
                       - _HALF_LOG_2PI
                       - _stirling_remainder(a) - _stirling_remainder(b) + _stirling_remainder(c))
+            # log B(a, b) from the Dirichlet helper: scipy's betaln is NaN for huge, unequal
+            # arguments (betaln(1e308, 1e144)), which made −inf − NaN here
             at_ends = (special.xlogy(a - 1, z) + special.xlog1py(b - 1, -z)
-                       - special.betaln(a, b))
+                       - _dir._log_normalizer(np.stack([a, b], axis=-1)))
         return np.select([(z > 0) & (z < 1), (z == 0) | (z == 1), (z < 0) | (z > 1)],
                          [inside, at_ends, -np.inf], np.nan)
 
@@ -147,7 +159,7 @@ class Beta(ExponentialFamily):
         return _dir._kl(self._natural + 1, other.natural + 1)
 
     def sample(self, rng, n):
-        """``n`` draws, shape ``(n, *batch)``.
+        """``n`` draws with ``rng`` (a numpy.random.Generator), shape ``(n, *batch)``.
 
         z = G_a / (G_a + G_b) formed in log space, so tiny a or b give no 0/0; a draw closer
         to 0 than the smallest float, or to 1 than machine precision, still rounds to it.

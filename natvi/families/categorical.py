@@ -154,9 +154,13 @@ class Categorical(ExponentialFamily):
         return np.sum(p * centred**2, axis=-1)
 
     def fisher_solve(self, v):
-        # (diag(p) − ppᵀ)⁻¹ = diag(1/p) + 11ᵀ/p_K (Sherman–Morrison)
+        # (diag(p) − ppᵀ)⁻¹ = diag(1/p) + 11ᵀ/p_K (Sherman–Morrison). Where p underflows to
+        # 0, a zero entry of v contributes 0 (not 0/0 = NaN), a nonzero one ±inf.
         p = self.p
-        return v / p[..., :-1] + np.sum(v, axis=-1, keepdims=True) / p[..., -1:]
+        total = np.sum(v, axis=-1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.where(v == 0, 0.0, v / p[..., :-1])
+                    + np.where(total == 0, 0.0, total / p[..., -1:]))
 
     # ---- densities and divergences -------------------------------------------
     def log_base_measure(self, z):

@@ -69,8 +69,18 @@ def _fisher_quadratic_form(alpha, v):
 
 
 def _log_normalizer(alpha):
-    """log B(α) = Σ log Γ(α_k) − log Γ(Σα)."""
-    return np.sum(special.gammaln(alpha), axis=-1) - special.gammaln(np.sum(alpha, axis=-1))
+    """log B(α) = Σ log Γ(α_k) − log Γ(Σα), by Stirling's form with σ = Σα:
+    Σ α_k log(α_k/σ) − ½ Σ log α_k + ½ log σ + (K−1)/2 log 2π + Σ S(α_k) − S(σ),
+    S the Stirling remainder (exact for every α > 0). The direct difference of log-gammas
+    is inf − inf = NaN once they overflow (α_k ≳ 1e305), although log B(α) is moderate there
+    (log B(1, 1e306) = −log 1e306), and loses O(σ log σ · ε) to cancellation before that.
+    """
+    k = alpha.shape[-1]
+    total = np.sum(alpha, axis=-1)
+    log_total = np.log(total)
+    return (np.sum(alpha * (np.log(alpha) - log_total[..., None]) - 0.5 * np.log(alpha)
+                   + _stirling_remainder(alpha), axis=-1)
+            + 0.5 * log_total + (k - 1) * _HALF_LOG_2PI - _stirling_remainder(total))
 
 
 def _entropy(alpha):
@@ -183,7 +193,7 @@ class Dirichlet(ExponentialFamily):
     n_params = None  # K, from the last axis
     support = "simplex"
     _size_text = "K ≥ 2"
-    _domain_text = "alpha = η + 1 must be > 0 in every component"
+    _domain_text = "alpha = η + 1 must be > 0 in every component, with a finite sum"
 
     @staticmethod
     def _valid_size(k):
@@ -202,6 +212,10 @@ class Dirichlet(ExponentialFamily):
         if not np.all(alpha - 1 > -1):
             raise ValueError("alpha: expected values ≳ 1e-16 (η = alpha − 1 must exceed −1 "
                              "in floating point)")
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(np.sum(alpha, axis=-1))):
+                raise ValueError("alpha: expected concentrations with a finite sum (below "
+                                 "~1.8e308)")
         super().__init__(alpha - 1)
 
     # ---- closed forms ---------------------------------------------------
@@ -230,7 +244,9 @@ class Dirichlet(ExponentialFamily):
 
     @staticmethod
     def in_domain(eta):
-        return np.all(eta > -1, axis=-1)
+        # a total concentration Σα that overflows would make the mean 0 and the variance NaN
+        with np.errstate(over="ignore"):
+            return np.all(eta > -1, axis=-1) & np.isfinite(np.sum(eta + 1, axis=-1))
 
     # ---- usual parameters -------------------------------------------------
     @property
@@ -245,7 +261,8 @@ class Dirichlet(ExponentialFamily):
     def var(self):
         alpha = self.alpha
         total = np.sum(alpha, axis=-1, keepdims=True)
-        return alpha * (total - alpha) / (total**2 * (total + 1))
+        # as m(1 − m)/(Σα + 1), m = α/Σα: α(Σα − α) and Σα² alone overflow (inf/inf = NaN)
+        return (alpha / total) * ((total - alpha) / total) / (total + 1)
 
     # ---- Fisher information --------------------------------------------------
     def fisher(self):
@@ -261,6 +278,9 @@ class Dirichlet(ExponentialFamily):
         return _fisher_solve(self.alpha, v)
 
     # ---- densities and divergences -------------------------------------------
+    def log_partition(self):
+        return _log_normalizer(self.alpha)  # stable where log Γ overflows
+
     def log_base_measure(self, z):
         return np.zeros(np.shape(z)[:-1])
 
@@ -293,7 +313,7 @@ class Dirichlet(ExponentialFamily):
         return _kl(self.alpha, other.alpha)
 
     def sample(self, rng, n):
-        """``n`` draws, shape ``(n, *batch, K)``.
+        """``n`` draws with ``rng`` (a numpy.random.Generator), shape ``(n, *batch, K)``.
 
         Normalized Gamma draws, formed in log space so that tiny concentrations do not give
         all-zero (0/0) rows; coordinates below the smallest float still come out as 0.

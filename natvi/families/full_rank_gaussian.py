@@ -9,6 +9,7 @@ Fisher operations drop the antisymmetric part of their argument, on which T(z) a
 do not depend.
 """
 
+import functools
 import math
 from functools import cached_property
 
@@ -70,6 +71,27 @@ def _cholesky(a):
                 chol[idx] = np.nan
     ok = np.all(np.isfinite(chol), axis=(-2, -1)) & np.all(_diag(chol) > 0, axis=-1)
     return np.where(ok[..., None, None], chol, eye), ok
+
+
+def _scaled(x, matrix=False):
+    """(x̂, e) with x = x̂·2^e exactly and the largest |x̂| of each vector (or matrix, with
+    ``matrix``) of the stack in [½, 1); e has x's shape with the last axis (axes) kept as 1.
+
+    The Fisher operations below work on such pairs: scaling by powers of two is exact, so
+    they round as the plain formulas do, but a product of moments beyond the float range
+    (m²Σ at extreme m and Σ) stays representable until the result is formed, where it
+    becomes ±inf, instead of giving inf − inf = NaN in a sum along the way.
+    """
+    axes = (-2, -1) if matrix else (-1,)
+    _, e = np.frexp(np.max(np.abs(x), axis=axes, keepdims=True))
+    return np.ldexp(x, -e), e
+
+
+def _scaled_sum(*terms, matrix=False):
+    """Σ x·2^e over the pairs (x, e) of ``terms``, as a pair (see :func:`_scaled`)."""
+    top = functools.reduce(np.maximum, [e for _, e in terms])
+    x, e = _scaled(sum(np.ldexp(x, e - top) for x, e in terms), matrix)
+    return x, e + top
 
 
 def _solve_lower(chol, b, trans=0):
@@ -256,6 +278,7 @@ class FullRankGaussian(ExponentialFamily):
 
     @property
     def event_shape(self):
+        """Shape of one draw, ``(d,)``."""
         return (self.dim,)
 
     # ---- closed forms ------------------------------------------------------
@@ -263,8 +286,9 @@ class FullRankGaussian(ExponentialFamily):
     def log_partition_fn(eta):
         """A(η) = −¼η₁ᵀη₂⁻¹η₁ − ½ log det(−2η₂) = ½‖L⁻¹η₁‖² − Σᵢ log Lᵢᵢ, Λ = LLᵀ.
 
-        Written with ``autograd.numpy`` on the symmetric part of η₂, so that its
-        gradient is the symmetric μ.
+        ``eta`` is η = (η₁, ravel(η₂)), shape ``(*batch, d + d²)``. Written with
+        ``autograd.numpy`` on the symmetric part of η₂, so that its gradient is the
+        symmetric μ.
         """
         d = _dim_of(eta.shape[-1])
         e1 = eta[..., :d]
@@ -277,7 +301,8 @@ class FullRankGaussian(ExponentialFamily):
 
     @staticmethod
     def mean_from_natural(eta):
-        """μ = (m, ravel(Σ + mmᵀ)), written with ``autograd.numpy``."""
+        """μ = (m, ravel(Σ + mmᵀ)) of ``eta``, shape ``(*batch, d + d²)``; written with
+        ``autograd.numpy``."""
         d = _dim_of(eta.shape[-1])
         batch = eta.shape[:-1]
         e1 = eta[..., :d]
@@ -353,6 +378,7 @@ class FullRankGaussian(ExponentialFamily):
 
     @property
     def mean_params(self):
+        """Mean parameters μ = (m, ravel(Σ + mmᵀ)), shape ``(*batch, d + d²)``."""
         return _pack(self.loc, self.cov + _outer(self.loc, self.loc))
 
     def mean(self):
@@ -383,10 +409,18 @@ class FullRankGaussian(ExponentialFamily):
         dΣ = 2ΣBΣ, dm = Σ(a + 2Bm), dμ₂ = dΣ + dm mᵀ + m dmᵀ.
         """
         a, b = self._direction(v)
-        m, cov = self.loc, self.cov
-        d_cov = _sym(2 * cov @ b @ cov)
-        d_loc = _mv(cov, a + 2 * _mv(b, m))
-        return _pack(d_loc, _sym(d_cov + _outer(d_loc, m) + _outer(m, d_loc)))
+        # The same arithmetic on power-of-two-scaled pairs (x̂, e), see _scaled: extreme
+        # m and Σ give ±inf entries where F v is beyond the float range, never NaN.
+        (a, ea), (b, eb) = _scaled(a), _scaled(b, matrix=True)
+        (m, em), (cov, ec) = _scaled(self.loc), _scaled(self.cov, matrix=True)
+        w, ew = _scaled_sum((a, ea), (2 * _mv(b, m), eb[..., 0] + em))  # a + 2Bm
+        d_loc, el = _scaled(_mv(cov, w))
+        el = el + ec[..., 0] + ew
+        e_out = (el + em)[..., None]
+        d_mat, e_mat = _scaled_sum((_sym(2 * cov @ b @ cov), 2 * ec + eb),
+                                   (_outer(d_loc, m), e_out), (_outer(m, d_loc), e_out),
+                                   matrix=True)
+        return _pack(np.ldexp(d_loc, el), _sym(np.ldexp(d_mat, e_mat)))
 
     def fisher_solve(self, v):
         """F⁻¹ v = (dη/dμ) v in O(d³), for ``v`` of shape ``(*batch, d + d²)``.
@@ -395,10 +429,17 @@ class FullRankGaussian(ExponentialFamily):
         dΣ = B − amᵀ − maᵀ, dη₂ = ½Λ dΣ Λ, dη₁ = Λa − 2 dη₂ m.
         """
         a, b = self._direction(v)
-        m, prec = self.loc, self.precision
-        d_cov = b - _outer(a, m) - _outer(m, a)
-        d_e2 = _sym(0.5 * prec @ d_cov @ prec)
-        return _pack(_mv(prec, a) - 2 * _mv(d_e2, m), d_e2)
+        # On power-of-two-scaled pairs, as in fisher_vector_product (no NaN at the edges).
+        (a, ea), (b, eb) = _scaled(a), _scaled(b, matrix=True)
+        (m, em), (prec, ep) = _scaled(self.loc), _scaled(self.precision, matrix=True)
+        e_am = (ea + em)[..., None]
+        d_cov, ed = _scaled_sum((b, eb), (-_outer(a, m), e_am), (-_outer(m, a), e_am),
+                                matrix=True)
+        d_e2, e2 = _scaled(_sym(0.5 * prec @ d_cov @ prec), matrix=True)
+        e2 = e2 + 2 * ep + ed
+        d_e1, e1 = _scaled_sum((_mv(prec, a), ep[..., 0] + ea),
+                               (-2 * _mv(d_e2, m), e2[..., 0] + em))
+        return _pack(np.ldexp(d_e1, e1), np.ldexp(d_e2, e2))
 
     def fisher_quadratic_form(self, v):
         """⟨v, F v⟩ = Var[aᵀz + zᵀBz] = ‖Lᵀ(a + 2Bm)‖² + 2‖LᵀBL‖²_F, a sum of squares.
@@ -406,10 +447,15 @@ class FullRankGaussian(ExponentialFamily):
         ``v`` = (a, B) of shape ``(*batch, d + d²)``, B symmetrized; Σ = LLᵀ.
         """
         a, b = self._direction(v)
-        chol = self.scale_tril
-        lin = _mv(_t(chol), a + 2 * _mv(b, self.loc))
+        # On power-of-two-scaled pairs, as in fisher_vector_product: +inf beyond the float
+        # range, never NaN.
+        (a, ea), (b, eb) = _scaled(a), _scaled(b, matrix=True)
+        (m, em), (chol, ec) = _scaled(self.loc), _scaled(self.scale_tril, matrix=True)
+        w, ew = _scaled_sum((a, ea), (2 * _mv(b, m), eb[..., 0] + em))  # a + 2Bm
+        lin = _mv(_t(chol), w)
         quad = _t(chol) @ b @ chol
-        return np.sum(lin**2, axis=-1) + 2 * np.sum(quad**2, axis=(-2, -1))
+        return (np.ldexp(np.sum(lin**2, axis=-1), 2 * (ec[..., 0] + ew)[..., 0])
+                + np.ldexp(2 * np.sum(quad**2, axis=(-2, -1)), 2 * (2 * ec + eb)[..., 0, 0]))
 
     def fisher(self):
         """Dense F(η) = ∇²A(η) = Cov[T(z)], shape ``(*batch, k, k)``, k = d + d².
@@ -465,7 +511,8 @@ class FullRankGaussian(ExponentialFamily):
         return 0.5 * (trace + maha - self.dim + log_det_ratio)
 
     def sample(self, rng, n):
-        """``n`` draws m + Lε, shape ``(n, *batch, d)``."""
+        """``n`` draws m + Lε with ε from ``rng`` (a numpy.random.Generator), shape
+        ``(n, *batch, d)``."""
         check_positive_int(n, "n")
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
@@ -476,7 +523,9 @@ class FullRankGaussian(ExponentialFamily):
     def grad_mean_from_moments(self, grad_loc, grad_cov):
         """∇_μ L from ∇_m L and ∇_Σ L (the chain rule through m = μ₁, Σ = μ₂ − μ₁μ₁ᵀ).
 
-        With G = sym(∇_Σ L): ∇_μ₁ = ∇_m L − 2Gm, ∇_μ₂ = G; returns ``(*batch, d + d²)``.
+        ``grad_loc`` is ∇_m L, shape ``(*batch, d)``; ``grad_cov`` is ∇_Σ L, shape
+        ``(*batch, d, d)``. With G = sym(∇_Σ L): ∇_μ₁ = ∇_m L − 2Gm, ∇_μ₂ = G; returns
+        ``(*batch, d + d²)``.
         """
         grad_loc = np.asarray(grad_loc, dtype=float)
         g = _sym(np.asarray(grad_cov, dtype=float))
@@ -496,7 +545,8 @@ class FullRankGaussian(ExponentialFamily):
 
     @classmethod
     def from_unconstrained(cls, u):
-        """Inverse of :attr:`unconstrained`."""
+        """Family at unconstrained coordinates ``u``, shape ``(*batch, d + d(d+1)/2)``
+        (inverse of :attr:`unconstrained`)."""
         u = np.asarray(u, dtype=float)
         d = _unconstrained_dim_of(u.shape[-1]) if u.ndim >= 1 else None
         if d is None:
@@ -522,7 +572,7 @@ class FullRankGaussian(ExponentialFamily):
         return cls.from_natural(eta)
 
     def unconstrained_grad(self, grad_mean):
-        """Chain rule: ∇_u L from ∇_μ L = (g₁, G₂) (G₂ symmetrized).
+        """Chain rule: ∇_u L from ``grad_mean`` = ∇_μ L = (g₁, G₂) (G₂ symmetrized).
 
         ∇_m = g₁ + 2G₂m, ∇_L = 2G₂L on the lower triangle, times Lᵢᵢ on the diagonal.
         """

@@ -7,17 +7,37 @@ from autograd.scipy.special import gammaln as _gammaln
 from scipy import special
 
 from natvi.families._special import (
+    _HALF_LOG_2PI,
+    _SERIES_FROM,
     _broadcast,
     _check_sample_args,
     _entropy_core,
+    _log_minus_digamma,
     _log_ratio_excess,
     _log_standard_gamma,
     _shape_from_log_minus_digamma,
     _stirling_remainder,
     _x_trigamma_minus_one,
 )
-from natvi.families.base import ExponentialFamily
+from natvi.families.base import ExponentialFamily, times
 from natvi.validation import check_finite_array, check_positive_array
+
+
+def _log_gamma_bregman(a0, a1):
+    """log Γ(a₁) − log Γ(a₀) − (a₁ − a₀) ψ(a₀) ≥ 0, the shape part of KL between Gammas.
+
+    Above the series threshold, by Stirling's form,
+    a₁ D(a₀/a₁) − ½ log(a₁/a₀) + S(a₁) − S(a₀) + (a₁ − a₀)(log a₀ − ψ(a₀)), with
+    D(t) = t − 1 − log t: the log-gammas cancel analytically. Directly they lose
+    O(a log a · ε) to cancellation, and give inf − inf = NaN once they overflow (a ≳ 1e305).
+    """
+    with np.errstate(all="ignore"):
+        direct = special.gammaln(a1) - special.gammaln(a0) - (a1 - a0) * special.digamma(a0)
+        log_r = np.log(a1) - np.log(a0)
+        stirling = (a1 * _log_ratio_excess((a0 - a1) / a1, -log_r) - 0.5 * log_r
+                    + _stirling_remainder(a1) - _stirling_remainder(a0)
+                    + (a1 - a0) * _log_minus_digamma(a0))
+    return np.where(np.maximum(a0, a1) > _SERIES_FROM, stirling, direct)
 
 
 # ---- the family ----------------------------------------------------------------------------
@@ -106,14 +126,16 @@ class Gamma(ExponentialFamily):
         f = np.empty(self.batch_shape + (2, 2))
         f[..., 0, 0] = special.polygamma(1, alpha)
         f[..., 0, 1] = f[..., 1, 0] = 1 / beta
-        f[..., 1, 1] = alpha / beta**2
+        f[..., 1, 1] = alpha / beta / beta  # β² alone underflows to 0 for β ≲ 1e-162
         return f
 
     def fisher_vector_product(self, v):
         alpha, beta = self.shape, self.rate
         a, b = v[..., 0], v[..., 1]
-        return np.stack([special.polygamma(1, alpha) * a + b / beta,
-                         a / beta + alpha * b / beta**2], axis=-1)
+        # αb/β² is 0 at b = 0 also where β² underflows to 0 (β ≲ 1e-162), not 0/0 = NaN
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.stack([special.polygamma(1, alpha) * a + b / beta,
+                             a / beta + np.where(b == 0, 0.0, alpha * b / beta**2)], axis=-1)
 
     def fisher_quadratic_form(self, v):
         # F = [[ψ′, 1/β], [1/β, α/β²]] gives ⟨v, Fv⟩ = α (v₂/β + v₁/α)² + (ψ′ − 1/α) v₁², a sum
@@ -127,8 +149,11 @@ class Gamma(ExponentialFamily):
         alpha, beta = self.shape, self.rate
         a, b = v[..., 0], v[..., 1]
         det = _x_trigamma_minus_one(alpha)
+        # times(): β²ψ′(α) may overflow (β ≳ 1e150, or a tiny α), and its product with b = 0
+        # is 0, not NaN
         return np.stack([(alpha * a - beta * b) / det,
-                         beta * (beta * special.polygamma(1, alpha) * b - a) / det], axis=-1)
+                         beta * (times(beta * special.polygamma(1, alpha), b) - a) / det],
+                        axis=-1)
 
     # ---- densities and divergences -------------------------------------------
     def log_base_measure(self, z):
@@ -152,6 +177,14 @@ class Gamma(ExponentialFamily):
         return np.select([(z > 0) & (z < np.inf), z == 0, (z < 0) | (z == np.inf)],
                          [inside, at_zero, -np.inf], np.nan)
 
+    def log_partition(self):
+        # log Γ(α) − α log β = α(log α − log β − 1) − ½ log α + ½ log 2π + S(α), S the Stirling
+        # remainder: the direct difference is inf − inf = NaN once log Γ(α) and α log β both
+        # overflow (α ≳ 1e306), where A itself may be a moderate number.
+        alpha, beta = self.shape, self.rate
+        return (alpha * (np.log(alpha) - np.log(beta) - 1) - 0.5 * np.log(alpha)
+                + _HALF_LOG_2PI + _stirling_remainder(alpha))
+
     def entropy(self):
         return _entropy_core(self.shape) + 0.5 * np.log(self.shape) - np.log(self.rate)
 
@@ -162,7 +195,7 @@ class Gamma(ExponentialFamily):
         t = (b1 - b0) / b0
         # a₁ log(β₀/β₁) + a₀ (β₁/β₀ − 1) regrouped around t = β₁/β₀ − 1 so that close
         # distributions give a small result without a large cancellation
-        return (special.gammaln(a1) - special.gammaln(a0) - (a1 - a0) * special.digamma(a0)
+        return (_log_gamma_bregman(a0, a1)
                 + a0 * (t - np.log1p(t)) - (a1 - a0) * np.log1p(t))
 
     def sample(self, rng, n):

@@ -49,5 +49,7 @@ class LogNormal(TransformedGaussian):
         return np.exp(self.loc + 0.5 * self.variance)
 
     def var(self):
+        # (e^v − 1)e^{2m + v} = e^{2(m + v)}(1 − e^{−v}), taken in logs: e^v alone overflows
+        # (inf · 0 = NaN) where the variance itself is moderate (v ≈ −m ≈ 1e300)
         v = self.variance
-        return np.expm1(v) * np.exp(2 * self.loc + v)
+        return np.exp(2 * (self.loc + v) + np.log(-np.expm1(-v)))

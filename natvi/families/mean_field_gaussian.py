@@ -3,7 +3,7 @@
 import autograd.numpy as anp
 import numpy as np
 
-from natvi.families.base import ExponentialFamily
+from natvi.families.base import ExponentialFamily, times
 from natvi.validation import check_finite_array, check_positive_array, check_positive_int
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -24,7 +24,8 @@ class MeanFieldGaussian(ExponentialFamily):
 
     n_params = 2
     support = "real"
-    _domain_text = "the second natural parameter −1/(2·scale²) must be < 0"
+    _domain_text = ("the second natural parameter −1/(2·scale²) must be < 0, with a finite "
+                    "variance and mean")
 
     def __init__(self, loc=0.0, scale=1.0):
         loc = check_finite_array(loc, "loc")
@@ -32,17 +33,20 @@ class MeanFieldGaussian(ExponentialFamily):
         loc, scale = np.broadcast_arrays(loc, scale)
         with np.errstate(all="ignore"):
             v = scale**2
-            representable = (v > 0) & np.isfinite(v) & np.isfinite(loc / v)
+            # −1/(2v) overflows for a subnormal v ≲ 2.8e-309 although v > 0
+            representable = ((v > 0) & np.isfinite(v) & np.isfinite(loc / v)
+                             & np.isfinite(0.5 / v))
         if not np.all(representable):
             raise ValueError("scale: expected values whose square is a positive finite float "
-                             "(and loc / scale² finite)")
+                             "(and loc / scale² and 1 / scale² finite)")
         super().__init__(np.stack([loc / v, -0.5 / v], axis=-1))
 
     # ---- closed forms ---------------------------------------------------
     @staticmethod
     def log_partition_fn(eta):
         e1, e2 = eta[..., 0], eta[..., 1]
-        return -(e1**2) / (4 * e2) - 0.5 * anp.log(-2 * e2)
+        # −η₁²/(4η₂) = (m/2)·η₁, grouped so that η₁² does not overflow when m²/(2v) is finite
+        return -(e1 / (4 * e2)) * e1 - 0.5 * anp.log(-2 * e2)
 
     @staticmethod
     def mean_from_natural(eta):
@@ -65,19 +69,27 @@ class MeanFieldGaussian(ExponentialFamily):
 
     @staticmethod
     def in_domain(eta):
-        return eta[..., 1] < 0
+        # η₂ < 0, with a variance −1/(2η₂) and a mean η₁·variance that are finite floats: a
+        # subnormal η₂ or a huge η₁ passes η₂ < 0 but gives an infinite variance or mean,
+        # and NaN in every operation after that
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            v = -0.5 / eta[..., 1]
+            return (eta[..., 1] < 0) & np.isfinite(v) & np.isfinite(eta[..., 0] * v)
 
     # ---- usual parameters -------------------------------------------------
     @property
     def loc(self):
+        """Mean m of the Gaussian (of log z for LogNormal, logit z for LogitNormal)."""
         return self._natural[..., 0] * self.variance
 
     @property
     def variance(self):
+        """Variance v of the Gaussian, shape ``batch_shape``."""
         return -0.5 / self._natural[..., 1]
 
     @property
     def scale(self):
+        """Standard deviation √v of the Gaussian, shape ``batch_shape``."""
         return np.sqrt(self.variance)
 
     def mean(self):
@@ -92,29 +104,40 @@ class MeanFieldGaussian(ExponentialFamily):
         f = np.empty(self.batch_shape + (2, 2))
         f[..., 0, 0] = v
         f[..., 0, 1] = f[..., 1, 0] = 2 * m * v
-        f[..., 1, 1] = 2 * v**2 + 4 * m**2 * v
+        f[..., 1, 1] = 2 * v**2 + 4 * (m * np.sqrt(v)) ** 2  # m²v without overflow of m²
         return f
 
     def fisher_vector_product(self, v_):
+        """F(η) v_ for ``v_`` of shape ``(*batch, 2)``: turns ∇_μ into ∇_η."""
         m, v = self.loc, self.variance
         a, b = v_[..., 0], v_[..., 1]
-        return np.stack([v * a + 2 * m * v * b,
-                         2 * m * v * a + (2 * v**2 + 4 * m**2 * v) * b], axis=-1)
+        # times(): an entry that overflowed (v² at v ≳ 1e154) times a zero entry of v_ is 0
+        # (the products are otherwise those of the plain formula, to the last bit)
+        mv2 = 2 * m * v
+        return np.stack([times(v, a) + times(mv2, b),
+                         times(mv2, a) + times(2 * v**2 + 4 * m**2 * v, b)], axis=-1)
 
     def fisher_quadratic_form(self, v_):
+        """⟨v_, F(η) v_⟩ per element for ``v_`` of shape ``(*batch, 2)``, as a sum of squares."""
         # F = Jᵀ diag(v, 2v²) J with J = [[1, 2m], [0, 1]], so ⟨u, Fu⟩ is a sum of squares.
         # The generic ⟨u, Fu⟩ cancels catastrophically when v is tiny and |m| large (it
         # came out negative, and fit then reported "converged" far from the optimum).
         m, v = self.loc, self.variance
         a, b = v_[..., 0], v_[..., 1]
-        return v * (a + 2 * m * b) ** 2 + 2 * v**2 * b**2
+        # (√v·(a + 2mb))² + 2(vb)²: no v² or m² that overflows alone, no inf·0 at b = 0
+        s = np.sqrt(v)
+        return (s * a + times(2 * m * s, b)) ** 2 + 2 * (v * b) ** 2
 
     def fisher_solve(self, v_):
-        # Closed-form inverse of each 2×2 block: det F = 2v³.
-        m, v = self.loc, self.variance
+        """F(η)⁻¹ v_ for ``v_`` of shape ``(*batch, 2)``: turns ∇_η into ∇_μ."""
+        # Closed-form inverse of each 2×2 block (det F = 2v³), written in η: with λ = 1/v =
+        # −2η₂ and η₁ = m/v, F⁻¹ = [[λ + 2η₁², −η₁λ], [−η₁λ, λ²/2]]. The form in (m, v)
+        # divided by v², which underflows to 0 for v ≲ 1e-162 (then 0/0 = NaN at m = 0).
+        e1, lam = self._natural[..., 0], -2 * self._natural[..., 1]
         a, b = v_[..., 0], v_[..., 1]
-        return np.stack([(1 / v + 2 * m**2 / v**2) * a - m / v**2 * b,
-                         -m / v**2 * a + b / (2 * v**2)], axis=-1)
+        off = times(lam, -e1)  # λ = −2η₂ overflows for η₂ ≲ −9e307; 0 at η₁ = 0
+        return np.stack([times(lam + 2 * e1**2, a) + times(off, b),
+                         times(off, a) + times(0.5 * lam**2, b)], axis=-1)
 
     # ---- densities and divergences -------------------------------------------
     def log_base_measure(self, z):
@@ -147,8 +170,9 @@ class MeanFieldGaussian(ExponentialFamily):
 
     # ---- moments and the unconstrained coordinates ---------------------------
     def grad_mean_from_moments(self, grad_loc, grad_var):
-        """∇_μ L from ∇_m L and ∇_v L (the chain rule through m = μ₁, v = μ₂ − μ₁²)."""
-        return np.stack([grad_loc - 2 * self.loc * grad_var, grad_var], axis=-1)
+        """∇_μ L from ``grad_loc`` = ∇_m L and ``grad_var`` = ∇_v L, each of shape
+        ``batch_shape`` (the chain rule through m = μ₁, v = μ₂ − μ₁²)."""
+        return np.stack([grad_loc - times(2 * self.loc, grad_var), grad_var], axis=-1)
 
     @property
     def unconstrained(self):
@@ -162,4 +186,4 @@ class MeanFieldGaussian(ExponentialFamily):
 
     def unconstrained_grad(self, grad_mean):
         g1, g2 = grad_mean[..., 0], grad_mean[..., 1]
-        return np.stack([g1 + 2 * self.loc * g2, 2 * self.variance * g2], axis=-1)
+        return np.stack([g1 + times(2 * self.loc, g2), times(2 * self.variance, g2)], axis=-1)

@@ -1,5 +1,6 @@
 """Optimizers as init/update pairs: the natural gradient and Euclidean comparison modes."""
 
+from natvi.optim.anderson import anderson
 from natvi.optim.base import Evaluation, Optimizer
 from natvi.optim.euclidean import adadelta, adagrad, adam, momentum, rmsprop, sgd
 from natvi.optim.natural_gradient import natural_gradient
@@ -16,5 +17,5 @@ SHORTCUTS = {
     "adam": adam,
 }
 
-__all__ = ["Evaluation", "Optimizer", "SHORTCUTS", "adadelta", "adagrad", "adam", "momentum",
-           "natural_gradient", "rmsprop", "sgd"]
+__all__ = ["Evaluation", "Optimizer", "SHORTCUTS", "adadelta", "adagrad", "adam", "anderson",
+           "momentum", "natural_gradient", "rmsprop", "sgd"]
