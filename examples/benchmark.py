@@ -527,8 +527,11 @@ def plot(results, out):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError:
         return None
+    colors = {"natvi NGD": "k", "natvi NGD full-rank": "tab:purple", "natvi Adam": "tab:orange",
+              "PyMC ADVI": "tab:green", "NumPyro SVI": "tab:red"}
     names = list(results)
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
@@ -543,13 +546,15 @@ def plot(results, out):
             r = res["runs"][label]
             gap = np.maximum(best - np.asarray(r["elbo"]), 1e-6)
             secs = np.maximum(np.asarray(r["seconds"]), 1e-3)
-            style = {"lw": 2.5, "color": "k"} if label == "natvi NGD" else {"lw": 1.3}
+            if label == "natvi NGD full-rank":
+                label += " (ends above the optimum)"
             ax.plot(secs, gap, label=label, marker="." if "natvi" not in label else None,
-                    **style)
+                    lw=2.5 if label == "natvi NGD" else 1.3, color=colors[r["group"]])
         for g in THRESHOLDS:
             ax.axhline(g, color="0.8", lw=0.8, zorder=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("seconds from data in memory")
         ax.set_title(f"{name} (N={res['n']:,}, D={res['d']})", fontsize=10)
         ax.legend(fontsize=7)

@@ -24,7 +24,9 @@ class Likelihood(NamedTuple):
     b, each of shape (N,). ``both(y, η)``, when not None, returns (log p, ∂/∂η log p) at
     once, sharing the expensive elementwise functions. ``wide(y, a, b)``, like
     ``expected`` but per row, serves predictors with sd > 1, where Gauss–Hermite nodes
-    land too far apart to see the likelihood's bend.
+    land too far apart to see the likelihood's bend; ``narrow(y, a, b)``, also per row,
+    serves predictors of variance at most :data:`natvi.quadrature.NARROW_VAR`, where a
+    short series in b is exact to rounding and cheaper than any quadrature rule.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Likelihood(NamedTuple):
     expected: Callable | None = None
     both: Callable | None = None
     wide: Callable | None = None
+    narrow: Callable | None = None
 
 
 def _logistic_log_prob(y, eta):
@@ -96,8 +99,40 @@ def _logistic_wide(y, a, b):
     return value, sign * g_a, g_b
 
 
+# E[f(a + √b ε)] = Σₖ bᵏ f⁽²ᵏ⁾(a) / (2ᵏ k!) for ε ~ N(0, 1). For f = log σ(±η) the
+# derivatives are polynomials in s = σ(1 − σ) and u = 1 − 2σ: σ⁽²ᵏ⁻¹⁾ = s Aₖ(s) and
+# σ⁽²ᵏ⁾ = s u Bₖ(s). Four terms leave a truncation error below 2e-15 per row for b ≤ 4e-3
+# (the fifth term is b⁵ σ⁽⁹⁾/3840); tested against 120-node Gauss–Hermite.
+_SERIES_A = ((1.0,), (1.0, -6.0), (1.0, -30.0, 120.0), (1.0, -126.0, 1680.0, -5040.0))
+_SERIES_B = ((1.0,), (1.0, -12.0), (1.0, -60.0, 360.0), (1.0, -252.0, 5040.0, -20160.0))
+_SERIES_FACT = (2.0, 8.0, 48.0, 384.0)  # 2ᵏ k!
+
+
+def _horner(x, coefficients):
+    out = coefficients[-1]
+    for c in coefficients[-2::-1]:
+        out = out * x + c
+    return out
+
+
+def _logistic_narrow(y, a, b):
+    # Per row: (value, ∂/∂a, ∂/∂b) of the four-term series; the derivatives are those of
+    # the truncated series itself, so the objective and its gradient stay consistent.
+    e = np.exp(-np.abs(a))
+    inv = 1.0 / (1.0 + e)
+    sigma = np.where(a >= 0, inv, e * inv)
+    s = e * inv * inv  # σ(1 − σ) without cancellation
+    A = [_horner(s, c) / f for c, f in zip(_SERIES_A, _SERIES_FACT, strict=True)]
+    B = [_horner(s, c) / f for c, f in zip(_SERIES_B, _SERIES_FACT, strict=True)]
+    value = (y * a - np.maximum(a, 0.0) - np.log1p(e)
+             - s * b * (A[0] + b * (A[1] + b * (A[2] + b * A[3]))))
+    g_a = y - sigma - s * (1.0 - 2.0 * sigma) * b * (B[0] + b * (B[1] + b * (B[2] + b * B[3])))
+    g_b = -s * (A[0] + b * (2.0 * A[1] + b * (3.0 * A[2] + b * 4.0 * A[3])))
+    return value, g_a, g_b
+
+
 logistic = Likelihood("logistic", _logistic_log_prob, _logistic_grad, _logistic_ggn,
-                      both=_logistic_both, wide=_logistic_wide)
+                      both=_logistic_both, wide=_logistic_wide, narrow=_logistic_narrow)
 
 
 def _probit_log_prob(y, eta):

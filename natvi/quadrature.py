@@ -36,6 +36,11 @@ def gauss_hermite(n_points):
 #: sits higher so as not to move ELBOs of ordinary fits this release (see the notes).
 WIDE_SD = 30.0
 
+#: predictors of variance up to this use the likelihood's ``narrow`` rule where it has
+#: one: a series exact to rounding there, 2.5× cheaper than 8 nodes (big data sets,
+#: whose posteriors are narrow, spend a third of each evaluation in this expectation).
+NARROW_VAR = 4e-3
+
 #: (largest predictor variance, nodes): fewer nodes where every predictor is narrow. The
 #: logistic log-likelihood's error per row with these is below 1e-14 (measured against
 #: 200 nodes over locations in [−8, 8]); a posterior from many rows has narrow predictors,
@@ -93,6 +98,10 @@ def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
     value = 0.0
     for start in range(0, n, CHUNK_ROWS):
         sl = slice(start, start + CHUNK_ROWS)
+        if likelihood.narrow is not None and var[sl].max(initial=0.0) <= NARROW_VAR:
+            rows, grad_loc[sl], grad_var[sl] = likelihood.narrow(y[sl], loc[sl], var[sl])
+            value += np.sum(rows)
+            continue
         sd = np.sqrt(var[sl])
         t, w, pos, neg, wt_pos = _rule(nodes_for(sd.max(initial=0.0) ** 2, n_points))
         eta = loc[sl, None] + sd[:, None] * t

@@ -27,7 +27,10 @@ _META = "__meta__"
 def write(path, kind, meta, arrays):
     """Write ``arrays`` ({name: array}) and the JSON-able ``meta`` atomically to ``path``."""
     path = os.fspath(path)
-    header = {"format": FORMAT, "version": VERSION, "kind": kind, **meta}
+    # The member list guards against a damaged zip directory that still parses, but to
+    # fewer entries (each entry's CRC is checked; the directory has none).
+    header = {"format": FORMAT, "version": VERSION, "kind": kind, **meta,
+              "members": sorted(arrays)}
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".natvi-", suffix=".tmp", dir=directory)
     try:
@@ -67,6 +70,12 @@ def read(path, kind, name="path"):
                          f"natvi reads version(s) {list(READABLE)}")
     if meta.get("kind") != kind:
         raise ValueError(f"{name}: {path!r} holds a {meta.get('kind')!r}, not a {kind!r}")
+    members = meta.pop("members", None)  # absent in files from before it was written
+    if members is not None and sorted(arrays) != members:
+        missing = sorted(set(members) - set(arrays))
+        raise ValueError(f"{name}: {path!r} is damaged: its directory lists "
+                         f"{len(arrays)} of {len(members)} arrays (missing {', '.join(missing[:3])}"
+                         f"{', …' if len(missing) > 3 else ''})")
     return meta, arrays
 
 

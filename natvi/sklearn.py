@@ -80,7 +80,7 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         Maximum number of optimizer steps; a fit that stops there warns
         (``ConvergenceWarning``).
     tol : float or None, default=None
-        Convergence tolerance of :func:`natvi.fit` (None: its default, a gain below 1e-9
+        Convergence tolerance of :func:`natvi.fit` (None: its default, a gain below 1e-10
         nats from one more natural-gradient step).
     predictive : {"probit", "sampling"}, default="probit"
         How ``predict_proba`` computes E_q[σ(a)]: the probit approximation above

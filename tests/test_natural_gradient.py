@@ -382,7 +382,7 @@ def test_stochastic_step_is_plain_and_halved_out_of_domain():
 def test_interface_and_argument_checks():
     opt = anderson()
     assert (opt.coordinates, opt.natural) == ("natural", True)
-    assert opt.name == "ngd-anderson(10, 0.8)"
+    assert opt.name == "ngd-anderson(30, 0.8)"
     for kwargs, name in [({"memory": 0}, "memory"), ({"mixing": -1.0}, "mixing"),
                          ({"learning_rate": 0.0}, "learning_rate"),
                          ({"fallback": np.nan}, "fallback"),

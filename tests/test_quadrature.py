@@ -175,7 +175,8 @@ def test_saturated_predictor_with_tiny_variance(loc, var, y):
     value, grad_loc, grad_var = rule(y, loc, var)
     assert np.isfinite([value, grad_loc, grad_var]).all()
     assert_allclose(value, f(y, loc), rtol=1e-12, atol=1e-300)
-    assert_allclose(grad_loc, f1(y, loc), rtol=1e-12, atol=1e-300)
+    # atol: the exact E[f′] here is about e^{−500} ≈ 7e-218, which f1 rounds to 0
+    assert_allclose(grad_loc, f1(y, loc), rtol=1e-12, atol=1e-200)
     assert abs(grad_var - 0.5 * f2(y, loc)) < 1e-12
 
 
@@ -202,11 +203,17 @@ def test_very_wide_predictor_is_accurate_to_a_few_percent(loc, var):
 
 
 def test_zero_variance_row():
-    # var = 0 comes from an all-zero design row: the value is f(a), the var-gradient 0.
+    # var = 0 comes from an all-zero design row: the value is f(a), the var-gradient its
+    # limit ½f″(a) from the narrow series (it multiplies the row's zeros), or 0 by
+    # Gauss–Hermite.
     value, grad_loc, grad_var = rule(1.0, 0.4, 0.0)
     assert_allclose(value, f(1.0, 0.4), rtol=1e-14)
     assert_allclose(grad_loc, f1(1.0, 0.4), rtol=1e-14)
-    assert grad_var == 0.0
+    assert_allclose(grad_var, 0.5 * f2(1.0, 0.4), rtol=1e-14)
+    no_series = logistic._replace(narrow=None)
+    _, _, grad_var = expected_log_likelihood(no_series, np.ones(1), np.full(1, 0.4),
+                                             np.zeros(1))
+    assert grad_var[0] == 0.0
 
 
 # ---- chunking ----------------------------------------------------------------------------
@@ -269,3 +276,47 @@ def test_wide_predictors_use_the_exact_split(y, loc, var, monkeypatch):
               - expected_log_likelihood(logistic, np.array([y]), *down)[0]) / (2 * h)
         got = (g_a if i == 0 else g_b)[0]
         assert abs(got - fd) <= 1e-5 * max(abs(fd), 1e-12)
+
+
+@pytest.mark.parametrize("y", YS)
+def test_narrow_predictors_use_the_series_exact_to_rounding(y):
+    """Predictors of variance ≤ NARROW_VAR (big data sets) use the four-term series
+    Σₖ bᵏ f⁽²ᵏ⁾(a)/(2ᵏk!): equal to 120-node Gauss–Hermite to rounding in the value and
+    the a-derivative, and its b-derivative within 3e-12 of Price's ½E[f″] (the
+    truncation shows there first), over a ∈ [−40, 40]."""
+    a = np.linspace(-40.0, 40.0, 801)
+    yy = np.full_like(a, y)
+    for var in (1e-6, 1e-4, 1e-3, quadrature.NARROW_VAR):
+        b = np.full_like(a, var)
+        rows, g_a, g_b = logistic.narrow(yy, a, b)
+        t, w = gauss_hermite(120)
+        eta = a[:, None] + np.sqrt(var) * t
+        ref = f(y, eta) @ w
+        assert_allclose(rows, ref, rtol=4e-15, atol=4e-15)
+        assert_allclose(g_a, (yy[:, None] - special.expit(eta)) @ w, rtol=0, atol=1e-14)
+        # Price: d/db E[f] = ½ E[f″]; the series' truncation shows at the largest b only
+        ref_b = 0.5 * (-special.expit(eta) * special.expit(-eta)) @ w
+        assert_allclose(g_b, ref_b, rtol=0, atol=3e-12)
+
+
+def test_narrow_chunks_go_through_the_series_and_others_do_not():
+    """The rule is chosen per chunk of rows by its widest predictor: a chunk with one
+    predictor above NARROW_VAR is integrated by Gauss–Hermite, and both agree to
+    rounding at the boundary."""
+    rng = np.random.default_rng(4)
+    a = rng.normal(0.0, 3.0, 1000)
+    y = (rng.random(1000) < 0.5).astype(float)
+    b = rng.uniform(0.0, quadrature.NARROW_VAR, 1000)
+    calls = []
+    narrow = logistic.narrow
+    lik = logistic._replace(narrow=lambda *args: calls.append(1) or narrow(*args))
+    got = expected_log_likelihood(lik, y, a, b)
+    assert calls == [1]
+    ref = expected_log_likelihood(logistic._replace(narrow=None), y, a, b, 200)
+    assert abs(got[0] - ref[0]) < 1e-12 * np.sum(np.abs(f(y, a)))
+    assert_allclose(got[1], ref[1], rtol=0, atol=1e-14)
+    assert_allclose(got[2], ref[2], rtol=0, atol=3e-12)
+    b[17] = 1.5 * quadrature.NARROW_VAR
+    calls.clear()
+    expected_log_likelihood(lik, y, a, b)
+    assert calls == []

@@ -11,6 +11,7 @@ k̂ are identical. Damaged, foreign and mismatched files are ValueErrors naming 
 import functools
 import os
 import warnings
+import zipfile
 
 import arviz as az
 import autograd.numpy as anp
@@ -399,3 +400,19 @@ def test_arviz_netcdf_round_trip(fitted, tmp_path, name):
     if name == "eight schools":
         assert list(back.posterior["theta"].coords["school"].values)[0] == "Choate"
         assert back.log_likelihood["y"].shape == (1, 50, 8)
+
+
+def test_a_file_whose_directory_lost_members_is_damaged(tmp_path):
+    """A zip directory that still parses but lists fewer members (one flipped byte in an
+    entry's length fields does this) is caught by the member list in the metadata: every
+    entry left passes its CRC check, so nothing else would notice."""
+    serialization.write(tmp_path / "full.npz", "result", {}, {"a": np.ones(3), "b": np.zeros(2)})
+    with zipfile.ZipFile(tmp_path / "full.npz") as src, \
+            zipfile.ZipFile(tmp_path / "short.npz", "w") as dst:
+        for info in src.infolist():
+            if info.filename != "b.npy":
+                dst.writestr(info, src.read(info))
+    meta, arrays = serialization.read(tmp_path / "full.npz", "result")
+    assert set(arrays) == {"a", "b"} and "members" not in meta
+    with pytest.raises(ValueError, match=r"^path: .*damaged.*2 arrays \(missing b\)"):
+        serialization.read(tmp_path / "short.npz", "result")
