@@ -9,13 +9,16 @@ log p(x, z) as ``lp`` and log q(z) as ``log_q`` per draw, so that the Pareto k̂
 of the importance weights and the approximate-posterior LOO can be computed later.
 """
 
-import arviz as az
+from importlib.metadata import version
+
 import numpy as np
 
 from natvi.validation import as_float_array
 
-#: True for ArviZ ≥ 1.0 (DataTree), False for ArviZ 0.x (InferenceData).
-ARVIZ_1 = int(az.__version__.split(".")[0]) >= 1
+#: True for ArviZ ≥ 1.0 (DataTree), False for ArviZ 0.x (InferenceData). Read from the
+#: installed package's metadata: ArviZ itself (with xarray, pandas and matplotlib) is
+#: imported only where it is used, which keeps ``import natvi`` to a fraction of a second.
+ARVIZ_1 = int(version("arviz").split(".")[0]) >= 1
 
 
 def to_arviz(model, draws, log_p, log_q, log_likelihood=None):
@@ -62,6 +65,8 @@ def to_arviz(model, draws, log_p, log_q, log_likelihood=None):
         groups["observed_data"] = observed
 
     coords, dims = _coords_and_dims(model, groups)
+    import arviz as az
+
     if ARVIZ_1:
         return az.from_dict(groups, coords=coords, dims=dims)
     return az.from_dict(**groups, coords=coords, dims=dims)

@@ -12,15 +12,11 @@ Both use ArviZ's own Pareto smoothing (PSIS), whichever generation is installed.
 import warnings
 from typing import NamedTuple
 
-import arviz as az
 import numpy as np
 from scipy.special import logsumexp
 
 from natvi.arviz_bridge import ARVIZ_1
 from natvi.validation import as_float_array, check_positive_int
-
-if ARVIZ_1:
-    from arviz_stats.base import array_stats
 
 #: PSIS fits a generalized Pareto to the largest ~S/5 weights and needs at least
 #: 5 of them; ArviZ 0.x and 1.x round the tail size differently below 25 draws.
@@ -64,8 +60,12 @@ def psislw(log_weights):
         Pareto shape estimate per row.
     """
     if ARVIZ_1:
+        from arviz_stats.base import array_stats
+
         # arviz_stats smooths −ary (it is built for log-likelihoods), hence the sign.
         return array_stats.psislw(-log_weights, r_eff=1.0, axis=-1)
+    import arviz as az
+
     return az.psislw(log_weights, reff=1.0)
 
 
@@ -169,6 +169,8 @@ def loo_approximate_posterior(data, var_name=None):
     -------
     LooResult
     """
+    import arviz as az
+
     log_p, log_q, name = _loo_inputs(data, var_name)
     if ARVIZ_1:
         res = az.loo_approximate_posterior(data, log_p, log_q, pointwise=True, var_name=name)

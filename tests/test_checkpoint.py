@@ -662,7 +662,8 @@ FIT_SCRIPT = CASES_SOURCE + textwrap.dedent("""
 """)
 
 #: (kill points, seconds slept per iteration) of each case's full fit
-SIGKILL_PLAN = {"eight_schools": ([5, 60, 120], 0.02), "logistic_ngd": ([3, 50, 100], 0.03),
+SIGKILL_PLAN = {"eight_schools": ([5, 60, 120], 0.02), "logistic_ngd": ([3, 25, 45], 0.03),
+                "logistic_line_search": ([3, 50, 100], 0.03),
                 "logistic_adam": ([10, 400, 900], 0.004)}
 
 

@@ -1,10 +1,10 @@
 """The Bernoulli family, for binary latents."""
 
 import autograd.numpy as anp
-import autograd.scipy.special as asp
 import numpy as np
 from scipy.special import expit, log_expit, logit
 
+from natvi import autograd_special as asp
 from natvi.families.base import ExponentialFamily
 from natvi.validation import check_finite_array, check_positive_int
 

@@ -2,8 +2,8 @@
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.scipy.special import logsumexp
 
+from natvi.autograd_special import logsumexp
 from natvi.families.base import ExponentialFamily
 from natvi.validation import check_finite_array, check_positive_int
 

@@ -2,10 +2,10 @@
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.scipy.special import digamma as _digamma
-from autograd.scipy.special import gammaln as _gammaln
 from scipy import special
 
+from natvi.autograd_special import digamma as _digamma
+from natvi.autograd_special import gammaln as _gammaln
 from natvi.families._special import (
     _HALF_LOG_2PI,
     _SERIES_FROM,

@@ -1,10 +1,10 @@
 """The logit-normal family: z = σ(x) with x ~ N(loc, scale²), for latents in (0, 1)."""
 
 import autograd.numpy as anp
-import autograd.scipy.special as asp
 import numpy as np
 from scipy.special import expit
 
+from natvi import autograd_special as asp
 from natvi.families.transformed_gaussian import TransformedGaussian
 from natvi.quadrature import gauss_hermite
 

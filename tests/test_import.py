@@ -1,0 +1,26 @@
+"""``import natvi`` stays light: ArviZ (with xarray, pandas, matplotlib) and autograd.scipy
+(with scipy.stats, scipy.integrate, scipy.signal) load only where they are used."""
+
+import subprocess
+import sys
+
+SCRIPT = """
+import sys
+import numpy as np
+import natvi
+from natvi.models import LogisticRegression
+heavy = ["arviz", "xarray", "pandas", "matplotlib", "autograd.scipy", "scipy.stats"]
+print(*[m for m in heavy if m in sys.modules])
+rng = np.random.default_rng(0)
+X = rng.normal(size=(60, 2))
+result = natvi.fit(LogisticRegression(X, (X[:, 0] > 0).astype(float)))
+print(*[m for m in heavy if m in sys.modules])
+result.to_arviz(draws=50)
+print("arviz" in sys.modules)
+"""
+
+
+def test_import_and_fit_do_not_load_arviz_until_asked():
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["", "", "True"]
