@@ -276,7 +276,8 @@ def test_benchmark_quick(tmp_path):
     optimum = _floats(_line(out, "exact mean-field optimum: ELBO ="))[0]
     assert abs(optimum - -67.4636) < 1e-3  # N(0, 1) priors, standardized features
     rows = _benchmark_rows(out)
-    assert set(rows) == {"natvi NGD", "natvi NGD full-rank", "natvi Adam lr=0.03",
+    assert set(rows) == {"natvi NGD", "natvi NGD full-rank", "natvi NGD line search",
+                         "natvi NGD GGN", "natvi NGD emp. Fisher", "natvi Adam lr=0.03",
                          "natvi Adam lr=0.1"}, out
     parsed = {}
     for name, f in rows.items():
@@ -295,6 +296,11 @@ def test_benchmark_quick(tmp_path):
             assert len(reached) == 3, name
     ngd, full = parsed["natvi NGD"], parsed["natvi NGD full-rank"]
     assert ngd["status"] == "converged" and abs(ngd["gap"]) < 1e-6
+    assert parsed["natvi NGD line search"]["status"] == "converged"
+    assert abs(parsed["natvi NGD line search"]["gap"]) < 1e-6
+    # Gauss–Newton-type curvatures move the fixed point off the optimum: above 0, finite
+    for name in ("natvi NGD GGN", "natvi NGD emp. Fisher"):
+        assert 0 <= parsed[name]["gap"] < 10, name
     assert _floats(_line(out, "best mean-field ELBO of any run"))[0] < 1e-6
     assert full["status"] == "converged" and full["gap"] < -1.0
     assert ngd["hits"][2][0] <= 50
@@ -308,5 +314,7 @@ def test_benchmark_quick(tmp_path):
     assert min(parsed[n]["ratio"] for n in parsed if "Adam" in n) == 1.0
     assert re.search(r"NGD cost: \d+ iterations, \d+ ELBO evaluations", out)
     assert re.search(r"passes over X: \d+ evaluations", out)
+    assert re.search(r"one iteration = \d+\.\d+× the \d+\.\d+ bare passes it needs", out)
+    assert re.search(r"NGD peak memory: .* = \d+\.\d+× the bytes of X", out)
     assert (tmp_path / "benchmark.png").stat().st_size > 10_000
     assert (tmp_path / "benchmark.txt").read_text().count("natvi NGD") >= 2

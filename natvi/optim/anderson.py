@@ -211,13 +211,21 @@ def _normal_equations(d_nat, d_grad, g, stored, posterior):
     differences: Aᵢⱼ = ⟨Δfᵢ, F Δfⱼ⟩ and bᵢ = ⟨Δfᵢ, F f⟩ = ⟨Δfᵢ, ∇_η L⟩ (F f is the
     Euclidean gradient g). F Δfⱼ comes from the families at the current point when given,
     else from the secant Δgⱼ (exact for a quadratic ELBO with constant F), symmetrized."""
-    cols = [{k: d_nat[k][i] for k in d_nat} for i in range(-stored, 0)]
-    if posterior is not None and set(posterior) >= set(g):
-        f_cols = [{k: posterior[k].fisher_vector_product(c[k]) for k in c} for c in cols]
-    else:
-        f_cols = [{k: d_grad[k][i] for k in d_grad} for i in range(-stored, 0)]
-    gram = np.array([[tree_vdot(ci, fj) for fj in f_cols] for ci in cols])
-    return 0.5 * (gram + gram.T), np.array([tree_vdot(c, g) for c in cols])
+    use_fisher = posterior is not None and set(posterior) >= set(g)
+    gram, rhs = np.zeros((stored, stored)), np.zeros(stored)
+    for k in g:
+        cols = d_nat[k][-stored:]
+        if not use_fisher:
+            f_cols = d_grad[k][-stored:]
+        elif type(posterior[k]).n_params is not None:
+            # families of a fixed size act elementwise: all columns in one product
+            f_cols = posterior[k].fisher_vector_product(cols)
+        else:
+            f_cols = np.stack([posterior[k].fisher_vector_product(c) for c in cols])
+        cols = cols.reshape(stored, -1)
+        gram += cols @ f_cols.reshape(stored, -1).T
+        rhs += cols @ np.ravel(g[k])
+    return 0.5 * (gram + gram.T), rhs
 
 
 def _solve(gram, rhs, regularization):
