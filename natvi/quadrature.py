@@ -38,8 +38,8 @@ WIDE_SD = 30.0
 
 #: predictors of variance up to this use the likelihood's ``narrow`` rule where it has
 #: one: a series exact to rounding there, 2.5× cheaper than 8 nodes (big data sets,
-#: whose posteriors are narrow, spend a third of each evaluation in this expectation).
-NARROW_VAR = 4e-3
+#: whose posteriors are narrow, spent a third of each evaluation in this expectation).
+NARROW_VAR = 1e-2
 
 #: (largest predictor variance, nodes): fewer nodes where every predictor is narrow. The
 #: logistic log-likelihood's error per row with these is below 1e-14 (measured against

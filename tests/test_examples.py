@@ -309,8 +309,14 @@ def test_benchmark_quick(tmp_path):
         assert adam["hits"][2][1] is None or ngd["hits"][2][1] < adam["hits"][2][1]
     # t0.1/peer: seconds to 0.1 nats over the fastest peer's (here the faster Adam)
     fastest = min(parsed[n]["hits"][1][2] for n in parsed if "Adam" in n)
-    for r in parsed.values():
-        assert abs(r["ratio"] - r["hits"][1][2] / fastest) < 0.01 * r["ratio"] + 2e-3
+    for name, r in parsed.items():
+        seconds = r["hits"][1][2]
+        if seconds is None:  # never within 0.1 nats (a Gauss–Newton-type curvature)
+            assert r["ratio"] is None, name
+            continue
+        # both times are printed to 0.01 s: the quotient of the printed ones is that close
+        rounding = 0.005 / seconds + 0.005 / fastest
+        assert abs(r["ratio"] - seconds / fastest) <= r["ratio"] * rounding + 2e-3, name
     assert min(parsed[n]["ratio"] for n in parsed if "Adam" in n) == 1.0
     assert re.search(r"NGD cost: \d+ iterations, \d+ ELBO evaluations", out)
     assert re.search(r"passes over X: \d+ evaluations", out)

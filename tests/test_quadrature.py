@@ -280,7 +280,7 @@ def test_wide_predictors_use_the_exact_split(y, loc, var, monkeypatch):
 
 @pytest.mark.parametrize("y", YS)
 def test_narrow_predictors_use_the_series_exact_to_rounding(y):
-    """Predictors of variance ≤ NARROW_VAR (big data sets) use the four-term series
+    """Predictors of variance ≤ NARROW_VAR (big data sets) use the five-term series
     Σₖ bᵏ f⁽²ᵏ⁾(a)/(2ᵏk!): equal to 120-node Gauss–Hermite to rounding in the value and
     the a-derivative, and its b-derivative within 3e-12 of Price's ½E[f″] (the
     truncation shows there first), over a ∈ [−40, 40]."""
