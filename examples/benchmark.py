@@ -142,7 +142,8 @@ def exact_optimum(model):
     res = minimize(negative_elbo, u0, jac=True, method="L-BFGS-B",
                    options={"maxiter": 100_000, "maxfun": 100_000, "maxcor": 50,
                             "gtol": 1e-11, "ftol": 1e-16})
-    best = np.maximum.accumulate(trace)  # the line search also evaluates worse points
+    # the best so far: the line search also evaluates worse (or non-finite) points
+    best = np.maximum.accumulate(np.where(np.isfinite(trace), trace, -np.inf))
     within = [int(np.argmax(best >= -res.fun - g)) + 1 for g in THRESHOLDS]
     return {"elbo": -float(res.fun), "iterations": int(res.nit), "evaluations": len(trace),
             "seconds": time.perf_counter() - t, "max_grad": float(np.abs(res.jac).max()),

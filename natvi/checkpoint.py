@@ -118,8 +118,11 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
         raise ValueError(f"resume: the checkpoint has factors {meta['factors']}, the fit "
                          f"{serialization.encode_factors(families)}")
     if meta["optimizer"] != optimizer_name:
+        hint = ""
+        if meta["optimizer"] == "ngd(1)":  # the mean-field default before Anderson's
+            hint = "; pass optimizer=natvi.optim.natural_gradient(1.0) to resume it"
         raise ValueError(f"resume: the checkpoint was written by optimizer "
-                         f"{meta['optimizer']!r}, not {optimizer_name!r}")
+                         f"{meta['optimizer']!r}, not {optimizer_name!r}{hint}")
     try:
         opt_state = serialization.get_state(arrays, "opt", meta["opt_state"], opt_template, keys)
     except ValueError as exc:

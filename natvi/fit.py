@@ -168,7 +168,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
                 if _converged(model.deterministic, ev, history.elbo, tol):
                     status = "converged"
                 elif not moved and opt.natural and model.deterministic:
-                    # The line search found no ascent: converged if the gradient is at
+                    # The optimizer found no ascent: converged if the gradient is at
                     # rounding level, else no step could be taken (a numerical dead end).
                     status = "converged" if ev.aux["gain"] < 1e-6 else "diverged"
                 snapshot = (objective.n_evals, rng.bit_generator.state, status)
@@ -222,16 +222,18 @@ def default_natural_gradient(model, families):
     natural gradient (:func:`natvi.optim.anderson`), which measured fewest iterations and
     ELBO evaluations to 0.01 nats (breast-cancer logistic regression: 15 iterations and
     17 evaluations, against 24 and 57 for Fisher-conjugate directions with a line search
-    and 22 evaluations for L-BFGS-B; see examples/benchmark.py). With a full-rank
+    and 20 evaluations for L-BFGS-B; see examples/benchmark.py). With a full-rank
     Gaussian: a line search from ρ = 1 without conjugate directions, since its natural
     step is already a Newton step, which mixing in old directions would spoil (6
     iterations to 0.01 nats without, 12 with). With other families (conjugate ones, whose
-    step of 1 is their exact coordinate update): a line search from ρ = 1 with
-    Fisher-conjugate directions. On a stochastic ELBO: a constant step of 0.1, which
-    measured best of constant 0.05 and 0.1 and Robbins–Monro schedules 0.5 (t + 1)^−0.7
-    and 0.1 (t + 10)^−0.55 on eight schools (centered and not) and on normal and
-    Student-t models of Newcomb's data: the decaying schedules stalled far from the
-    optimum, and a first step of 0.5 overshot by ten orders of magnitude in the ELBO.
+    step of 1 is their exact coordinate update, and transformed Gaussians such as
+    LogNormal, whose ELBO has long curved valleys where Anderson's extrapolation crawls):
+    a line search from ρ = 1 with Fisher-conjugate directions. On a stochastic ELBO: a
+    constant step of 0.1, which measured best of constant 0.05 and 0.1 and Robbins–Monro
+    schedules 0.5 (t + 1)^−0.7 and 0.1 (t + 10)^−0.55 on eight schools (centered and not)
+    and on normal and Student-t models of Newcomb's data: the decaying schedules stalled
+    far from the optimum, and a first step of 0.5 overshot by ten orders of magnitude in
+    the ELBO.
     """
     if not model.deterministic:
         return natural_gradient(0.1)

@@ -37,7 +37,7 @@ def gauss_hermite(n_points):
 WIDE_SD = 30.0
 
 #: predictors of variance up to this use the likelihood's ``narrow`` rule where it has
-#: one: a series exact to rounding there, 2.5× cheaper than 8 nodes (big data sets,
+#: one: a series whose value is exact to rounding there, 2.5× cheaper than 8 nodes (big data sets,
 #: whose posteriors are narrow, spent a third of each evaluation in this expectation).
 NARROW_VAR = 1e-2
 
@@ -84,7 +84,8 @@ def expected_log_likelihood(likelihood, y, loc, var, n_points=32):
         Mean and variance (> 0) of each linear predictor under q.
     n_points : int
         Number of Gauss–Hermite nodes; fewer (:data:`ADAPTIVE_NODES`) for row chunks
-        whose predictors are all narrow.
+        whose predictors are all narrow, and none for chunks of variance at most
+        :data:`NARROW_VAR` where the likelihood has a ``narrow`` series (then used instead).
 
     Returns
     -------

@@ -73,10 +73,15 @@ def read(path, kind, name="path"):
     members = meta.pop("members", None)  # absent in files from before it was written
     if members is not None and sorted(arrays) != members:
         missing = sorted(set(members) - set(arrays))
-        raise ValueError(f"{name}: {path!r} is damaged: its directory lists "
-                         f"{len(arrays)} of {len(members)} arrays (missing {', '.join(missing[:3])}"
-                         f"{', …' if len(missing) > 3 else ''})")
+        unknown = sorted(set(arrays) - set(members))
+        raise ValueError(f"{name}: {path!r} is damaged: its directory does not list the "
+                         f"arrays it was written with (missing {_names(missing)}, unexpected "
+                         f"{_names(unknown)})")
     return meta, arrays
+
+
+def _names(names):
+    return (", ".join(names[:3]) + (", …" if len(names) > 3 else "")) if names else "none"
 
 
 # ---- pieces of a fit: latents, factors, trees of arrays ---------------------------------

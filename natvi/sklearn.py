@@ -74,7 +74,8 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         The Gaussian family of q: independent coordinates, or one full-rank Gaussian over
         (α, β) that keeps their correlations (D(D+1)/2 covariance entries).
     optimizer : str or natvi.optim.Optimizer, default="ngd"
-        Passed to :func:`natvi.fit`: ``"ngd"`` (natural gradient with line search), a name
+        Passed to :func:`natvi.fit`: ``"ngd"`` (natural gradient: Anderson-accelerated for
+        ``"mean_field"``, a line search along the Newton step for ``"full_rank"``), a name
         such as ``"adam"``, or an optimizer such as ``natvi.optim.adam(0.05)``.
     max_iter : int, default=1000
         Maximum number of optimizer steps; a fit that stops there warns

@@ -259,9 +259,9 @@ def _interrupt_on_call(model, n):
                                   pytest.param("logistic_adam", marks=SLOW)])
 def test_interrupt_inside_line_search_then_resume(reference, tmp_path, case):
     """Ctrl-C during the evaluations of iteration k (the second evaluation of a line search
-    that needs several — the fifth such iteration, or for Anderson's default, whose steps
-    mostly take one evaluation, the first; the step's evaluation for Adam and eight
-    schools) returns
+    that needs several — the fifth such iteration, or the last if there are fewer, as for
+    Anderson's default, whose steps mostly take one evaluation; the step's evaluation for
+    Adam and eight schools) returns
     "interrupted" with the finite parameters of iteration k − 1, and its checkpoint holds
     the evaluation count and generator of iteration k − 1: what the interrupted iteration
     spent is not saved, so the resumed fit matches the uninterrupted one bit for bit (the
@@ -271,6 +271,7 @@ def test_interrupt_inside_line_search_then_resume(reference, tmp_path, case):
     per_iteration = np.diff(evals)
     several = case.startswith("logistic") and case != "logistic_adam"
     hits = np.flatnonzero(per_iteration >= (2 if several else 1))
+    assert hits.size, "no iteration of the reference fit takes several evaluations"
     k = int(hits[min(4, hits.size - 1)]) + 1
     call = int(evals[k - 1]) + (2 if several else 1)
     model, optimizer, kwargs = build(case, full=False)
