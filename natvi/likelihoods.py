@@ -49,13 +49,18 @@ def _logistic_grad(y, eta):
     return y - special.expit(eta)
 
 
-def _logistic_both(y, eta):
-    # One exp for both: with e = exp(−|η|), log(1 + e^η) = max(η, 0) + log1p(e) and
-    # σ(η) = 1/(1 + e) for η ≥ 0, e/(1 + e) otherwise. Measured 1.3× faster than
-    # logaddexp and expit separately, in the quadrature's inner loop.
+def _exp_sigmoid(eta):
+    """(e, 1/(1 + e), σ(η)) from one exp, e = exp(−|η|): log(1 + e^η) is then
+    max(η, 0) + log1p(e) and σ(η) = 1/(1 + e) for η ≥ 0, e/(1 + e) otherwise. Measured
+    1.3× faster than logaddexp and expit separately, in the quadrature's inner loop."""
     e = np.exp(-np.abs(eta))
     inv = 1.0 / (1.0 + e)
-    sigma = np.where(eta >= 0, inv, e * inv)
+    return e, inv, np.where(eta >= 0, inv, e * inv)
+
+
+def _logistic_both(y, eta):
+    # y·η − max(η, 0) before − log1p(e): a saturated row keeps its tiny log-likelihood
+    e, _, sigma = _exp_sigmoid(eta)
     return y * eta - np.maximum(eta, 0.0) - np.log1p(e), y - sigma
 
 
@@ -121,9 +126,7 @@ def _horner(x, coefficients):
 def _logistic_narrow(y, a, b):
     # Per row: (value, ∂/∂a, ∂/∂b) of the five-term series; the derivatives are those of
     # the truncated series itself, so the objective and its gradient stay consistent.
-    e = np.exp(-np.abs(a))
-    inv = 1.0 / (1.0 + e)
-    sigma = np.where(a >= 0, inv, e * inv)
+    e, inv, sigma = _exp_sigmoid(a)
     s = e * inv * inv  # σ(1 − σ) without cancellation
     A = [_horner(s, c) / f for c, f in zip(_SERIES_A, _SERIES_FACT, strict=True)]
     B = [_horner(s, c) / f for c, f in zip(_SERIES_B, _SERIES_FACT, strict=True)]
