@@ -3,10 +3,10 @@ coefficient), fitted with Gaussian and Gamma factors together."""
 
 import autograd.numpy as anp
 import numpy as np
-from scipy import special
 
 from natvi import closed_form, factors
 from natvi.families import Gamma
+from natvi.lazy_modules import special
 from natvi.likelihoods import logistic
 from natvi.model import Latent
 from natvi.models.glm import GeneralizedLinearModel, binary_labels

@@ -1,10 +1,10 @@
 """The Gamma–Poisson model: a conjugate pair, exact in one natural-gradient step."""
 
 import numpy as np
-from scipy import special
 
 from natvi import closed_form
 from natvi.families import Gamma
+from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
 from natvi.models.glm import counts as check_counts
 from natvi.models.glm import exposures

@@ -2,10 +2,10 @@
 
 import autograd.numpy as anp
 import numpy as np
-from scipy import special
 
 from natvi import closed_form, factors
 from natvi.families import FullRankGaussian, Gamma, MeanFieldGaussian
+from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
 from natvi.models.glm import check_flag, design_matrix, response
 from natvi.validation import check_positive_scalar

@@ -13,9 +13,9 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import logsumexp
 
 from natvi.arviz_bridge import ARVIZ_1
+from natvi.lazy_modules import special
 from natvi.validation import as_float_array, check_positive_int
 
 #: PSIS fits a generalized Pareto to the largest ~S/5 weights and needs at least
@@ -197,8 +197,8 @@ def _loo_pointwise(log_lik, log_p, log_q):
     log_ratios = -log_lik + (correction - correction.max())
     log_ratios -= log_ratios.max(axis=-1, keepdims=True)
     smoothed, k_hat = psislw(log_ratios)
-    elpd_i = logsumexp(smoothed + log_lik, axis=-1)
-    lppd_i = logsumexp(log_lik, axis=-1) - np.log(log_lik.shape[-1])
+    elpd_i = special.logsumexp(smoothed + log_lik, axis=-1)
+    lppd_i = special.logsumexp(log_lik, axis=-1) - np.log(log_lik.shape[-1])
     return elpd_i, np.asarray(k_hat), lppd_i - elpd_i
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special
+
+from natvi.lazy_modules import special
 
 _LOG_2PI = np.log(2 * np.pi)
 

@@ -10,7 +10,8 @@ optimizer sees a smooth objective whose gradient is consistent to rounding.
 from functools import lru_cache
 
 import numpy as np
-from scipy import special
+
+from natvi.lazy_modules import special
 
 #: rows processed at a time, so temporaries stay (chunk × K) instead of (N × K)
 CHUNK_ROWS = 8192

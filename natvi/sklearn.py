@@ -7,7 +7,8 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy import special
+
+from natvi.lazy_modules import special
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin

@@ -7,8 +7,8 @@ sampling in log space.
 
 import numpy as np
 from numpy.polynomial import polynomial
-from scipy import special
 
+from natvi.lazy_modules import special
 from natvi.validation import check_positive_int
 
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)

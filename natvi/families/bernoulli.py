@@ -2,10 +2,10 @@
 
 import autograd.numpy as anp
 import numpy as np
-from scipy.special import expit, log_expit, logit
 
 from natvi import autograd_special as asp
 from natvi.families.base import ExponentialFamily
+from natvi.lazy_modules import special
 from natvi.validation import check_finite_array, check_positive_int
 
 
@@ -29,7 +29,7 @@ class Bernoulli(ExponentialFamily):
         p = check_finite_array(p, "p")
         if not np.all((p > 0) & (p < 1)):
             raise ValueError("p: expected probabilities in (0, 1) (exclusive)")
-        super().__init__(logit(p)[..., None])
+        super().__init__(special.logit(p)[..., None])
 
     # ---- closed forms ---------------------------------------------------
     @staticmethod
@@ -45,7 +45,7 @@ class Bernoulli(ExponentialFamily):
         mu = np.asarray(mu, dtype=float)
         if not np.all((mu > 0) & (mu < 1)):
             raise ValueError("mean_params: expected a probability in (0, 1) (exclusive)")
-        return logit(mu)
+        return special.logit(mu)
 
     @staticmethod
     def sufficient_statistics(z):
@@ -62,12 +62,12 @@ class Bernoulli(ExponentialFamily):
     @property
     def p(self):
         """P(z = 1)."""
-        return expit(self._natural[..., 0])
+        return special.expit(self._natural[..., 0])
 
     def _p_q(self):
         """(p, 1 − p), each accurate to relative precision even near 0 and 1."""
         eta = self._natural[..., 0]
-        return expit(eta), expit(-eta)
+        return special.expit(eta), special.expit(-eta)
 
     def mean(self):
         return self.p
@@ -103,21 +103,22 @@ class Bernoulli(ExponentialFamily):
         z = np.asarray(z, dtype=float)
         eta = self._natural[..., 0]
         # log p = log σ(η), log(1 − p) = log σ(−η); −inf off {0, 1}, as scipy.stats does
-        return np.where(z == 1, log_expit(eta), np.where(z == 0, log_expit(-eta), -np.inf))
+        return np.where(z == 1, special.log_expit(eta),
+                        np.where(z == 0, special.log_expit(-eta), -np.inf))
 
     def entropy(self):
         # −p log p − (1 − p) log(1 − p): two non-negative terms, no cancellation
         eta = self._natural[..., 0]
         p, q = self._p_q()
-        return -p * log_expit(eta) - q * log_expit(-eta)
+        return -p * special.log_expit(eta) - q * special.log_expit(-eta)
 
     def kl(self, other):
         if type(other) is not type(self):
             raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
         e0, e1 = self._natural[..., 0], other.natural[..., 0]
         p, q = self._p_q()
-        return (p * (log_expit(e0) - log_expit(e1))
-                + q * (log_expit(-e0) - log_expit(-e1)))
+        return (p * (special.log_expit(e0) - special.log_expit(e1))
+                + q * (special.log_expit(-e0) - special.log_expit(-e1)))
 
     def sample(self, rng, n):
         check_positive_int(n, "n")

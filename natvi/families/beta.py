@@ -8,7 +8,6 @@ closed-form inverse).
 
 import autograd.numpy as anp
 import numpy as np
-from scipy import special
 
 from natvi.autograd_special import digamma as _digamma
 from natvi.autograd_special import gammaln as _gammaln
@@ -21,6 +20,7 @@ from natvi.families._special import (
     _stirling_remainder,
 )
 from natvi.families.base import ExponentialFamily
+from natvi.lazy_modules import special
 from natvi.validation import check_finite_array, check_positive_array
 
 

@@ -6,7 +6,6 @@ shared with :class:`natvi.families.beta.Beta`, which is the K = 2 case in the sa
 
 import autograd.numpy as anp
 import numpy as np
-from scipy import special
 
 from natvi.autograd_special import digamma as _digamma
 from natvi.autograd_special import gammaln as _gammaln
@@ -22,6 +21,7 @@ from natvi.families._special import (
     _x_trigamma_minus_one,
 )
 from natvi.families.base import ExponentialFamily
+from natvi.lazy_modules import special
 from natvi.validation import check_finite_array, check_positive_array
 
 

@@ -15,9 +15,9 @@ from functools import cached_property
 
 import autograd.numpy as anp
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from natvi.families.base import ExponentialFamily
+from natvi.lazy_modules import linalg
 from natvi.validation import check_finite_array, check_positive_int
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -104,7 +104,7 @@ def _solve_lower(chol, b, trans=0):
     b = np.broadcast_to(b, shape + b.shape[-2:])
     out = np.empty(b.shape)
     for idx in np.ndindex(shape):
-        out[idx] = solve_triangular(chol[idx], b[idx], trans=trans, lower=True,
+        out[idx] = linalg.solve_triangular(chol[idx], b[idx], trans=trans, lower=True,
                                     check_finite=False)
     return out
 

@@ -2,7 +2,6 @@
 
 import autograd.numpy as anp
 import numpy as np
-from scipy import special
 
 from natvi.autograd_special import digamma as _digamma
 from natvi.autograd_special import gammaln as _gammaln
@@ -20,6 +19,7 @@ from natvi.families._special import (
     _x_trigamma_minus_one,
 )
 from natvi.families.base import ExponentialFamily, times
+from natvi.lazy_modules import special
 from natvi.validation import check_finite_array, check_positive_array
 
 

@@ -2,10 +2,10 @@
 
 import autograd.numpy as anp
 import numpy as np
-from scipy.special import expit
 
 from natvi import autograd_special as asp
 from natvi.families.transformed_gaussian import TransformedGaussian
+from natvi.lazy_modules import special
 from natvi.quadrature import gauss_hermite
 
 #: Gauss–Hermite nodes for the expectations over x. σ and log σ have poles at ±iπ, so
@@ -58,7 +58,7 @@ class LogitNormal(TransformedGaussian):
         # Var z = Var(1 − z) and z − z′ = −((1 − z) − (1 − z′)): working with the smaller
         # of the two keeps differences near z = 1 at full relative precision.
         flip = np.where(self.loc > 0, -1.0, 1.0)[..., None]
-        return x, t, w, expit(flip * x), flip
+        return x, t, w, special.expit(flip * x), flip
 
     def _expected_log_jacobian(self):
         x, t, w, y, flip = self._nodes()
@@ -78,7 +78,7 @@ class LogitNormal(TransformedGaussian):
 
     def mean(self):
         x, _, w, _, _ = self._nodes()
-        return expit(x) @ w
+        return special.expit(x) @ w
 
     def var(self):
         _, _, w, y, _ = self._nodes()
