@@ -4,7 +4,7 @@ Bayesian logistic regression on the Wisconsin breast cancer data (569 tumours ×
 standardized features; Street, Wolberg & Mangasarian 1993, shipped with natvi), fitted
 by natural gradients with a mean-field and with a full-rank Gaussian, then handed to
 ArviZ. The code runs on ArviZ 0.x (``InferenceData``) and ArviZ ≥ 1.0 (``DataTree``)
-and branches on ``natvi.arviz_bridge.ARVIZ_1`` where the two differ.
+and branches on ``natvi.arviz_bridge.arviz_1()`` where the two differ.
 
 1. ``result.to_arviz`` and ``az.summary``;
 2. why r_hat and ESS of independent draws say nothing about a variational fit;
@@ -34,7 +34,7 @@ import xarray as xr
 
 import natvi
 from natvi import diagnostics
-from natvi.arviz_bridge import ARVIZ_1
+from natvi.arviz_bridge import arviz_1
 from natvi.data import load_breast_cancer
 from natvi.models import LogisticRegression
 
@@ -46,7 +46,7 @@ CHAINS = 4  # pseudo-chains the draws are cut into for r_hat
 def posterior_dataset(data):
     """The ``posterior`` group as an ``xarray.Dataset``, on either ArviZ generation."""
     post = data["posterior"]
-    return post.to_dataset() if ARVIZ_1 else post  # a DataTree node on 1.x, a Dataset on 0.x
+    return post.to_dataset() if arviz_1() else post  # a DataTree node on 1.x, a Dataset on 0.x
 
 
 def split_chains(data, n_chains):
@@ -67,7 +67,7 @@ def log_weights(data):
 
 def psis(log_w):
     """ArviZ's Pareto-smoothed importance sampling of the weights: (smoothed log w, k̂)."""
-    if ARVIZ_1:
+    if arviz_1():
         from arviz_stats.base import array_stats
 
         # arviz-stats is written for log-likelihoods and smooths −ary: pass −log w.
@@ -91,7 +91,7 @@ def main():
 
     print(f"== 1. to_arviz and az.summary (ArviZ {az.__version__}) ==")
     data = datas["mean-field"]
-    groups = list(data.children) if ARVIZ_1 else data.groups()
+    groups = list(data.children) if arviz_1() else data.groups()
     print(f"mean-field fit: {type(data).__name__} with groups {groups}")
     # 0.x reports an HDI (hdi_3%, hdi_97%), 1.x an ETI (eti89_lb, eti89_ub).
     print(az.summary(data, var_names=["intercept", "coef"], kind="stats").head(6))
@@ -162,7 +162,7 @@ def main():
         print(f"cannot write netCDF ({exc}): pip install \"natvi[netcdf]\"")
         return
     back = az.from_netcdf(out)
-    back_groups = list(back.children) if ARVIZ_1 else back.groups()
+    back_groups = list(back.children) if arviz_1() else back.groups()
     equal = np.array_equal(back["posterior"]["coef"].values,
                            datas["full-rank"]["posterior"]["coef"].values)
     print(f"full-rank draws written to {out}; az.from_netcdf reads back groups {back_groups}, "

@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 
 import natvi  # noqa: E402
 import natvi.plot  # noqa: E402
-from natvi.arviz_bridge import ARVIZ_1  # noqa: E402
+from natvi.arviz_bridge import arviz_1  # noqa: E402
 from natvi.data import load_breast_cancer  # noqa: E402
 from natvi.models import LogisticRegression  # noqa: E402
 
@@ -80,7 +80,7 @@ def arviz_forest(model, path):
     data = {name: r.to_arviz(draws=DRAWS, seed=1) for name, r in fits.items()}
     title = ("Posterior of the intercept and coefficients (breast cancer):\n"
              "mean-field vs full-rank Gaussian, 50% and 94% intervals")
-    if ARVIZ_1:  # arviz-plots: a dict of DataTrees, one model each
+    if arviz_1():  # arviz-plots: a dict of DataTrees, one model each
         pc = az.plot_forest(data, var_names=["intercept", "coef"], combined=True,
                             backend="matplotlib", ci_kind="eti", ci_probs=(0.5, 0.94),
                             figure_kwargs={"figsize": (7, 9)})

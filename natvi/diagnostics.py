@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from natvi.arviz_bridge import ARVIZ_1
+from natvi.arviz_bridge import arviz_1
 from natvi.lazy_modules import special
 from natvi.validation import as_float_array, check_positive_int
 
@@ -59,7 +59,7 @@ def psislw(log_weights):
     k_hat : array (...)
         Pareto shape estimate per row.
     """
-    if ARVIZ_1:
+    if arviz_1():
         from arviz_stats.base import array_stats
 
         # arviz_stats smooths −ary (it is built for log-likelihoods), hence the sign.
@@ -172,7 +172,7 @@ def loo_approximate_posterior(data, var_name=None):
     import arviz as az
 
     log_p, log_q, name = _loo_inputs(data, var_name)
-    if ARVIZ_1:
+    if arviz_1():
         res = az.loo_approximate_posterior(data, log_p, log_q, pointwise=True, var_name=name)
         return LooResult(float(res.elpd), float(res.se), float(res.p),
                          np.asarray(res.pareto_k), np.asarray(res.elpd_i))

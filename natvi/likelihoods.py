@@ -119,7 +119,7 @@ _SERIES_FACT = (2.0, 8.0, 48.0, 384.0, 3840.0)  # 2ᵏ k!
 
 # The value and the two derivatives need Σₖ bᵏ⁻¹ Aₖ(s), Σₖ bᵏ⁻¹ Bₖ(s) and Σₖ k bᵏ⁻¹ Aₖ(s)
 # (each over 2ᵏ k!, k from 1): three polynomials over the same 15 monomials sⁱ bʲ, i ≤ j ≤ 4.
-# One (3 × 15) matrix product evaluates all three, 1.4× faster than Horner's rule on each.
+# One (3 × 15) matrix product evaluates all three, 2.5× faster than Horner's rule on each.
 _SERIES_MONOMIALS = tuple((i, j) for j in range(5) for i in range(j + 1))
 _SERIES_MATRIX = np.array([(_SERIES_A[j][i] / _SERIES_FACT[j], _SERIES_B[j][i] / _SERIES_FACT[j],
                             (j + 1) * _SERIES_A[j][i] / _SERIES_FACT[j])

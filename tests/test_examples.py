@@ -177,11 +177,11 @@ def test_arviz_diagnostics(tmp_path):
     result.pareto_k's; mean-field is unreliable (k̂ > 0.7) where full-rank is good (k̂ < 0.5),
     with a larger PSIS effective sample size and few high LOO k̂; the netCDF file is written
     and reads back with the same draws."""
-    from natvi.arviz_bridge import ARVIZ_1
+    from natvi.arviz_bridge import arviz_1
 
     nc = tmp_path / "posterior.nc"
     out = _run("arviz_diagnostics.py", "--out", str(nc), cwd=tmp_path)
-    kind = "DataTree" if ARVIZ_1 else "InferenceData"
+    kind = "DataTree" if arviz_1() else "InferenceData"
     assert re.search(rf"mean-field fit: {kind} with groups .*'sample_stats'", out)
     assert "coef[mean_radius]" in out  # DataFrame column names reach ArviZ
     assert "r_hat is NaN" in out

@@ -28,3 +28,15 @@ def test_import_and_fit_do_not_load_arviz_until_asked(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["", "", "True"]
+
+
+def test_lazy_module_imports_on_first_use_and_is_the_module_after():
+    import json
+
+    from natvi.lazy_modules import LazyModule
+
+    lazy = LazyModule("json")
+    assert lazy._module is None
+    assert lazy.dumps is json.dumps
+    assert lazy._module is json
+    assert "imported on first use" in repr(lazy)

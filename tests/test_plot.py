@@ -9,7 +9,7 @@ import pytest
 
 import natvi
 from natvi import plot
-from natvi.arviz_bridge import ARVIZ_1
+from natvi.arviz_bridge import arviz_1
 from natvi.models import LogisticRegression
 
 
@@ -143,7 +143,7 @@ def test_arviz_plots_read_to_arviz_output(plt, fits):
     plot_posterior's mean and plot_forest's points (medians), labelled by coordinate."""
     data = fits[0].to_arviz(draws=400, seed=1)
     coef = data["posterior"]["coef"].values[0]
-    if ARVIZ_1:
+    if arviz_1():
         pytest.importorskip("arviz_plots", reason="ArviZ >= 1.0 plots need arviz-plots")
         from arviz_plots import PlotCollection
 

@@ -20,7 +20,7 @@ import pytest
 
 import natvi
 from natvi import serialization
-from natvi.arviz_bridge import ARVIZ_1
+from natvi.arviz_bridge import arviz_1
 from natvi.data import load_breast_cancer
 from natvi.families import Beta, FullRankGaussian, Gamma
 from natvi.models import BetaBernoulli, EightSchools, GammaPoisson, LogisticRegression
@@ -157,7 +157,7 @@ def _group_arrays(idata):
 
 def _groups(idata):
     """Group names of an InferenceData (ArviZ 0.x) or a DataTree (≥ 1.0)."""
-    return list(idata.children) if ARVIZ_1 else idata.groups()
+    return list(idata.children) if arviz_1() else idata.groups()
 
 
 def _assert_same_idata(got, want):
