@@ -53,8 +53,8 @@ def design_matrix(X):
         raise ValueError(f"X: expected a 2-D array (observations × features), got {arr.ndim}-D")
     if arr.shape[0] == 0:
         raise ValueError("X: expected at least one row, got 0")
-    for start in range(0, arr.shape[0], glm.CHUNK_ROWS):  # no N × D boolean temporary
-        if not np.all(np.isfinite(arr[start:start + glm.CHUNK_ROWS])):
+    for start in range(0, arr.shape[0], glm.BLOCK_ROWS):  # no N × D boolean temporary
+        if not np.all(np.isfinite(arr[start:start + glm.BLOCK_ROWS])):
             raise ValueError("X: expected finite values, found NaN or inf")
     if names is None:
         names = [f"x{j}" for j in range(arr.shape[1])]

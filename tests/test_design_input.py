@@ -1,7 +1,8 @@
 """X in the forms big data comes in (issue 4): float32 and memory-mapped arrays and
 non-contiguous views are used as they are, never copied whole, and fit exactly as the same
 values in a C-contiguous float64 array; float16 is converted; an object array is a
-ValueError naming X. Chunks of 64 rows make every case cross chunk boundaries."""
+ValueError naming X. Blocks of 64 rows in chunks of 16 make every case cross both
+boundaries."""
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ N, D = 300, 4
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(glm, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(glm, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(glm, "CHUNK_BYTES", 1)  # the least: 16 rows
 
 
 def _data(dtype=np.float64):

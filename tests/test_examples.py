@@ -318,6 +318,12 @@ def test_benchmark_quick(tmp_path):
         rounding = 0.005 / seconds + 0.005 / fastest
         assert abs(r["ratio"] - seconds / fastest) <= r["ratio"] * rounding + 2e-3, name
     assert min(parsed[n]["ratio"] for n in parsed if "Adam" in n) == 1.0
+    speedup = re.search(r"natvi NGD to 0.1 nats in (\d+\.\d+) s; .* natvi Adam (\d+\.\d)× "
+                        r"\(natvi Adam lr=[\d.]+, (\d+\.\d+) s\)", out)
+    assert speedup, out
+    t_ngd, ratio, t_adam = map(float, speedup.groups())
+    assert t_ngd == ngd["hits"][1][2] and t_adam == fastest
+    assert abs(ratio - t_adam / t_ngd) <= 0.05 + ratio * (0.005 / t_ngd + 0.005 / t_adam)
     assert re.search(r"NGD cost: \d+ iterations, \d+ ELBO evaluations", out)
     assert re.search(r"passes over X: \d+ evaluations", out)
     assert re.search(r"one iteration = \d+\.\d+× the \d+\.\d+ bare passes it needs", out)
