@@ -179,7 +179,8 @@ class GeneralizedLinearModel(Model):
                                for k in posterior}
 
     def _expected_log_likelihood(self, posterior):
-        """E_q[log p(y | w)] and its gradient, in one chunked pass over X."""
+        """E_q[log p(y | w)] and its gradient, block by block over X (see
+        :class:`natvi.glm.Design`)."""
         def expectation(rows, loc, var):
             return glm.expected_log_likelihood(self.likelihood, self.y[rows],
                                                loc + self.offset[rows], var, self.n_points,

@@ -19,9 +19,13 @@ from natvi import factors, quadrature
 _LOG_2PI = np.log(2 * np.pi)
 
 
-#: rows per block: the predictors' moments and the expectation's values and gradients are
-#: vectors of this length, so temporaries stay (block × K nodes), never (N × ·)
+#: rows per block, at most: the predictors' moments and the expectation's values and
+#: gradients are vectors of this length, so temporaries stay (block × K nodes), never (N × ·)
 BLOCK_ROWS = 8192
+
+#: bytes of a block of X as float64, at most (and at least one chunk): the block is read
+#: twice, the second time from the last-level cache if it fits there
+BLOCK_BYTES = 2**23
 
 #: bytes of a chunk of X as float64, at most (at least 16 rows): a chunk and its square stay
 #: in one core's cache (2 MiB of L2 here) while they are multiplied. Against one pass in
@@ -37,8 +41,9 @@ class Design:
     Rows are taken in blocks. For each block the predictors' moments are formed chunk by
     chunk (each chunk converted to float64, so float32 or memory-mapped X is never copied
     whole, and squared in cache where a mean-field factor needs it); the expectation and
-    its derivatives come on the whole block; then the block's chunks are read again, from
-    cache, to pull the gradient back. Peak memory is X plus a few block-sized temporaries.
+    its derivatives come on the whole block; then the block's chunks are read again (from
+    the cache, where the block fits) to pull the gradient back. Peak memory is X plus a few
+    block-sized temporaries.
 
     Parameters
     ----------
@@ -59,16 +64,22 @@ class Design:
         return {key: q for key, q in posterior.items()
                 if set(factors.latent_names(key)) <= names}
 
+    def _rows_per(self, size_bytes):
+        """Rows of X in ``size_bytes`` as float64, at least 16."""
+        return max(16, size_bytes // (8 * max(self.X.shape[1], 1)))
+
     def blocks(self):
-        """Consecutive slices of at most :data:`BLOCK_ROWS` rows."""
+        """Consecutive slices of at most :data:`BLOCK_ROWS` rows and :data:`BLOCK_BYTES`
+        (but at least one chunk)."""
         n = self.X.shape[0]
-        return [slice(start, min(start + BLOCK_ROWS, n)) for start in range(0, n, BLOCK_ROWS)]
+        size = min(BLOCK_ROWS, max(self._rows_per(BLOCK_BYTES), self._rows_per(CHUNK_BYTES)))
+        return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
     def chunks(self, block=None):
         """(rows within ``block``, X[rows] as float64) for consecutive chunks of ``block``
-        (all rows if None) of at most :data:`CHUNK_BYTES`."""
+        (all rows if None) of at most :data:`CHUNK_BYTES`, or 16 rows if more."""
         block = block or slice(0, self.X.shape[0])
-        size = max(16, CHUNK_BYTES // (8 * max(self.X.shape[1], 1)))
+        size = self._rows_per(CHUNK_BYTES)
         for start in range(block.start, block.stop, size):
             rows = slice(start, min(start + size, block.stop))
             yield slice(rows.start - block.start, rows.stop - block.start), np.asarray(
@@ -93,10 +104,14 @@ class Design:
                 elif key != self.intercept:
                     loc[r] += xc @ q.loc
                     var[r] += (xc * xc) @ q.variance
-        if self.intercept in parts:  # a mean-field intercept adds the same to every row
+        if self._mean_field_intercept(parts):  # adds the same to every row
             loc += parts[self.intercept].loc
             var += parts[self.intercept].variance
         return loc, var
+
+    def _mean_field_intercept(self, parts):
+        """Whether the intercept has a factor of its own, not a full-rank one."""
+        return self.intercept in parts and not factors.is_flat(parts[self.intercept])
 
     def _pull_back(self, parts, block, g_loc, g_var, g_mean, g_cov):
         """Add the block's Σᵢ ∂/∂locᵢ · dᵢ and Σᵢ ∂/∂varᵢ · dᵢdᵢᵀ (or its diagonal) to each
@@ -110,7 +125,7 @@ class Design:
                 elif key != self.intercept:
                     g_mean[key] = g_mean[key] + g_loc[r] @ xc
                     g_cov[key] = g_cov[key] + g_var[r] @ (xc * xc)
-        if self.intercept in parts:
+        if self._mean_field_intercept(parts):
             g_mean[self.intercept] = g_mean[self.intercept] + np.sum(g_loc)
             g_cov[self.intercept] = g_cov[self.intercept] + np.sum(g_var)
 

@@ -20,12 +20,22 @@ class LazyModule:
 
     def __init__(self, name):
         self._name = name
-        self._module = None
 
     def __getattr__(self, attr):
-        if self._module is None:
-            self._module = importlib.import_module(self._name)
-        return getattr(self._module, attr)
+        # Only called for names not found on the instance: each is looked up once and kept,
+        # so later accesses cost what a module attribute costs. The instance's own fields
+        # are never looked up here (copy and pickle ask for them before __init__ has run).
+        if attr.startswith("__") or attr == "_name":
+            raise AttributeError(attr)
+        value = getattr(importlib.import_module(self._name), attr)
+        self.__dict__[attr] = value
+        return value
+
+    def __dir__(self):
+        return dir(importlib.import_module(self._name))
+
+    def __reduce__(self):
+        return LazyModule, (self._name,)
 
     def __repr__(self):
         return f"<module {self._name!r}, imported on first use>"

@@ -138,10 +138,10 @@ def _logistic_narrow(y, a, b):
     e, inv, sigma = _exp_sigmoid(a)
     s = e * inv * inv  # σ(1 − σ) without cancellation
     s_pow, b_pow = _powers(s), _powers(b)
-    monomials = np.empty((len(_SERIES_MONOMIALS), np.size(a)))
+    monomials = np.empty((len(_SERIES_MONOMIALS), *np.broadcast_shapes(np.shape(s), np.shape(b))))
     for row, (i, j) in zip(monomials, _SERIES_MONOMIALS, strict=True):
         np.multiply(s_pow[i], b_pow[j], out=row)
-    sum_a, sum_b, sum_ka = _SERIES_MATRIX @ monomials
+    sum_a, sum_b, sum_ka = np.tensordot(_SERIES_MATRIX, monomials, axes=1)
     value = y * a - np.maximum(a, 0.0) - np.log1p(e) - s * b * sum_a
     return value, y - sigma - s * (1.0 - 2.0 * sigma) * b * sum_b, -s * sum_ka
 

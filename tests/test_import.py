@@ -5,6 +5,8 @@ where they are used, and a mean-field logistic regression uses none of them."""
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import sys
 import numpy as np
@@ -30,13 +32,21 @@ def test_import_and_fit_do_not_load_arviz_until_asked(tmp_path):
     assert done.stdout.splitlines() == ["", "", "True"]
 
 
-def test_lazy_module_imports_on_first_use_and_is_the_module_after():
-    import json
+def test_lazy_module_imports_on_first_use_and_is_the_module_after(monkeypatch):
+    import colorsys
+    import copy
+    import pickle
 
     from natvi.lazy_modules import LazyModule
 
-    lazy = LazyModule("json")
-    assert lazy._module is None
-    assert lazy.dumps is json.dumps
-    assert lazy._module is json
+    monkeypatch.delitem(sys.modules, "colorsys")
+    lazy = LazyModule("colorsys")
+    assert "colorsys" not in sys.modules
     assert "imported on first use" in repr(lazy)
+    assert lazy.rgb_to_hsv(1.0, 0.0, 0.0) == colorsys.rgb_to_hsv(1.0, 0.0, 0.0)
+    assert "colorsys" in sys.modules
+    assert "hls_to_rgb" in dir(lazy)
+    for twin in (copy.copy(lazy), copy.deepcopy(lazy), pickle.loads(pickle.dumps(lazy))):
+        assert twin.hls_to_rgb(0.0, 0.5, 1.0) == (1.0, 0.0, 0.0)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        getattr(lazy, "no_such_name")  # noqa: B009 (the attribute error is the point)

@@ -297,6 +297,10 @@ def test_narrow_predictors_use_the_series_exact_to_rounding(y):
         # Price: d/db E[f] = ½ E[f″]; the series' truncation shows at the largest b only
         ref_b = 0.5 * (-special.expit(eta) * special.expit(-eta)) @ w
         assert_allclose(g_b, ref_b, rtol=0, atol=3e-12)
+        # any shape, as the other rules: the same numbers for the rows as a 2-D array
+        for got, want in zip(logistic.narrow(yy.reshape(-1, 9), a.reshape(-1, 9),
+                                             b.reshape(-1, 9)), (rows, g_a, g_b), strict=True):
+            assert_allclose(got.ravel(), want, rtol=1e-15, atol=1e-15)
 
 
 def test_narrow_chunks_go_through_the_series_and_others_do_not():

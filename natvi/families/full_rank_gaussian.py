@@ -105,7 +105,7 @@ def _solve_lower(chol, b, trans=0):
     out = np.empty(b.shape)
     for idx in np.ndindex(shape):
         out[idx] = linalg.solve_triangular(chol[idx], b[idx], trans=trans, lower=True,
-                                    check_finite=False)
+                                           check_finite=False)
     return out
 
 
