@@ -37,7 +37,12 @@ def data():
 
 
 def test_type_follows_arviz_generation(data):
+    from natvi import arviz_bridge
+
     assert arviz_1() == (int(az.__version__.split(".")[0]) >= 1)
+    assert arviz_bridge.ARVIZ_1 is arviz_1()  # the constant arviz_1() replaced still reads
+    with pytest.raises(AttributeError, match="no attribute 'ARVIZ_2'"):
+        arviz_bridge.ARVIZ_2  # noqa: B018
     assert isinstance(data, xr.DataTree if arviz_1() else az.InferenceData)
 
 
