@@ -30,7 +30,7 @@ over (mean, log-scale) from the same start):
 
     data                       Anderson    line search   L-BFGS-B evaluations
     breast cancer (569 × 30)    15 / 17      24 / 57            20
-    caravan (5,822 × 85)        77 / 82     153 / 249          107
+    caravan (5,822 × 85)        77 / 82     193 / 327          107
     synthetic 100,000 × 50       5 / 6        9 / 20            20
     synthetic 1,000,000 × 100    8 / 9        9 / 20            23
 
