@@ -42,15 +42,16 @@ class ARDLogisticRegression(GeneralizedLinearModel):
         Prior standard deviation s₀ of the intercept.
     fit_intercept : bool
         Include the intercept α.
-    n_points : int
-        Gauss–Hermite nodes per observation.
+    n_points : int, optional
+        Gauss–Hermite nodes for every observation, instead of the number each one's
+        predictor width needs for 2e-14 nats (the default; see :func:`natvi.quadrature.rules`).
     """
 
     likelihood = logistic
     default_families = {"precision": Gamma}
 
     def __init__(self, X, y, precision_shape=1e-2, precision_rate=1e-2, intercept_scale=2.5,
-                 fit_intercept=True, n_points=32):
+                 fit_intercept=True, n_points=None):
         self.precision_shape = check_positive_scalar(precision_shape, "precision_shape")
         self.precision_rate = check_positive_scalar(precision_rate, "precision_rate")
         # The coefficients' prior scale below only sets the starting point: the prior mean

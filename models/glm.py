@@ -148,7 +148,7 @@ class GeneralizedLinearModel(Model):
         self.prior_scale = check_positive_scalar(prior_scale, "prior_scale")
         self.intercept_scale = check_positive_scalar(intercept_scale, "intercept_scale")
         self.fit_intercept = check_flag(fit_intercept, "fit_intercept")
-        self.n_points = check_positive_int(n_points, "n_points")
+        self.n_points = None if n_points is None else check_positive_int(n_points, "n_points")
         self.curvature = check_choice(curvature, "curvature", glm.CURVATURES)
         self.damping = check_nonnegative_scalar(damping, "damping")
         self.exposure = exposures(exposure, n)

@@ -29,8 +29,9 @@ class LogisticRegression(GeneralizedLinearModel):
         Prior standard deviation s₀ of the intercept.
     fit_intercept : bool
         Include the intercept α (latent ``intercept``).
-    n_points : int
-        Gauss–Hermite nodes per observation.
+    n_points : int, optional
+        Gauss–Hermite nodes for every observation, instead of the number each one's
+        predictor width needs for 2e-14 nats (the default; see :func:`natvi.quadrature.rules`).
     curvature : {"hessian", "ggn", "empirical_fisher"}
         Curvature of natural-gradient steps on Gaussian factors: the exact expected
         Hessian (the default; the ELBO's own natural gradient), the Gauss–Newton matrix
@@ -42,7 +43,7 @@ class LogisticRegression(GeneralizedLinearModel):
     likelihood = logistic
 
     def __init__(self, X, y, prior_scale=2.5, intercept_scale=2.5, fit_intercept=True,
-                 n_points=32, curvature="hessian", damping=0.0):
+                 n_points=None, curvature="hessian", damping=0.0):
         super().__init__(X, y, prior_scale, intercept_scale, fit_intercept, n_points,
                          curvature=curvature, damping=damping)
 

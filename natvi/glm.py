@@ -176,7 +176,7 @@ class Design:
 CURVATURES = ("hessian", "ggn", "empirical_fisher")
 
 
-def expected_log_likelihood(likelihood, y, loc, var, n_points=32, curvature="hessian"):
+def expected_log_likelihood(likelihood, y, loc, var, n_points=None, curvature="hessian"):
     """Σᵢ E[log p(yᵢ | ηᵢ)], ηᵢ ~ N(locᵢ, varᵢ), and its derivatives in loc and var:
     the likelihood's closed form when it has one, else Gauss–Hermite quadrature.
 
@@ -195,7 +195,7 @@ def expected_log_likelihood(likelihood, y, loc, var, n_points=32, curvature="hes
     if curvature == "ggn":
         g_var = 0.5 * likelihood.ggn(y, loc)
     elif curvature == "empirical_fisher":
-        t, w = quadrature.gauss_hermite(n_points)
+        t, w = quadrature.gauss_hermite(n_points or quadrature.DEFAULT_NODES)
         g = likelihood.grad(y[:, None], loc[:, None] + np.sqrt(var)[:, None] * t)
         g_var = -0.5 * ((g * g) @ w)
     return value, g_loc, g_var
