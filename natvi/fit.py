@@ -117,8 +117,9 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         state = opt.init(params)
         ev = objective(params)
         if not np.isfinite(ev.value):
-            raise ValueError("model: the ELBO at the starting point is not finite; check the "
-                             "data")
+            why = "posterior" in ev.aux and model.explain_nonfinite(ev.aux["posterior"])
+            raise ValueError("model: the ELBO at the starting point is not finite"
+                             + (f": {why}" if why else "; check the data"))
         history = _History()
         history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
         recent = deque(maxlen=WINDOW)  # last iterates, averaged at the end of stochastic fits

@@ -10,16 +10,22 @@ optionally, the pointwise log-likelihood at draws (for LOO).
 with ``autograd.numpy``; ready-made models in ``natvi.models`` subclass it.
 """
 
+import difflib
 import numbers
+import reprlib
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
+from autograd.tracer import Box, getval
 
 from natvi import closed_form, factors, monte_carlo
 from natvi.families.base import ExponentialFamily
 from natvi.validation import check_positive_int
 
 SUPPORTS = ("real", "positive", "unit_interval", "simplex", "binary", "categorical")
+#: draws :meth:`Model.explain_nonfinite` tries when the ELBO at the starting point is not finite
+NONFINITE_DRAWS = 100
 
 
 class Latent(NamedTuple):
@@ -97,7 +103,8 @@ class Model:
         components), ``binary``, ``categorical``.
     pointwise_log_likelihood : callable, optional
         ``f(z)`` for one draw: {observed name: array (N,)} of log p(xᵢ | z), or one
-        array (N,) for a single observed variable named ``"y"``. Enables LOO.
+        array (N,) for a single observed variable named ``"y"``, the same shapes at every
+        draw (with ``observed_data``, a leading part of the data's shape). Enables LOO.
     closed_form : callable, optional
         ``f(means)`` = E_q[log p(x, z)] written with ``autograd.numpy`` in terms of the
         expected sufficient statistics ``means`` = {factor key: mean parameters of that
@@ -185,14 +192,21 @@ class Model:
             {factor key: ∇_μ E_q[log p], shaped like that factor's ``mean_params``}.
         """
         if self._closed_form is not None:
-            return closed_form.expected_log_joint(self._closed_form, posterior)
-        return monte_carlo.expected_log_joint(self._log_joint, posterior, self.latents, rng,
-                                              self.n_samples)
+            return closed_form.expected_log_joint(self._checked_closed_form(), posterior)
+        return monte_carlo.expected_log_joint(self._checked_log_joint(), posterior,
+                                              self.latents, rng, self.n_samples)
+
+    def _checked_log_joint(self):
+        return partial(_call_scalar, self._log_joint, "log_joint", "latent")
+
+    def _checked_closed_form(self):
+        return partial(_call_scalar, self._closed_form, "closed_form", "factor")
 
     def log_joint(self, draws):
         """log p(x, z) at each draw; ``draws`` is {name: (S, *shape)}, returns (S,)."""
         n = len(next(iter(draws.values())))
-        return np.array([float(self._log_joint({k: draws[k][s] for k in self.latents}))
+        log_joint = self._checked_log_joint()
+        return np.array([float(log_joint({k: draws[k][s] for k in self.latents}))
                          for s in range(n)])
 
     def pointwise_log_likelihood(self, draws):
@@ -203,10 +217,101 @@ class Model:
         n = len(next(iter(draws.values())))
         rows = []
         for s in range(n):
-            out = self._pointwise({k: draws[k][s] for k in self.latents})
-            rows.append(out if isinstance(out, dict) else {"y": out})
-        return {name: np.stack([np.asarray(r[name], dtype=float) for r in rows])
-                for name in rows[0]}
+            out = _call_user(self._pointwise, "pointwise_log_likelihood", "latent",
+                            {k: draws[k][s] for k in self.latents})
+            rows.append(self._pointwise_row(out, s, rows[0] if rows else None))
+        return {name: np.stack([r[name] for r in rows]) for name in rows[0]}
+
+    def _pointwise_row(self, out, s, first):
+        """The arrays ``out`` of pointwise_log_likelihood at draw ``s``, checked alone and
+        against those of the ``first`` draw."""
+        what = "pointwise_log_likelihood"
+        row = out if isinstance(out, dict) else {"y": out}
+        if not row:
+            raise ValueError(f"{what}: returned an empty dict; return {{observed name: array "
+                             f"(N,)}} of log p(xᵢ | z), one value per observation")
+        if first is not None and list(row) != list(first):
+            raise ValueError(f"{what}: returned the keys {list(row)} at draw {s} but "
+                             f"{list(first)} at draw 0: return the same observed variables "
+                             f"at every draw")
+        arrays = {}
+        for name, value in row.items():
+            if value is None:
+                raise TypeError(f"{what}: returned None for {name!r}: is a return statement "
+                                f"missing?")
+            try:
+                arr = np.asarray(getval(value))
+            except ValueError as exc:  # ragged nested lists
+                raise ValueError(f"{what}: could not make an array of {name!r} ({exc}); return "
+                                 f"an array of one value per observation") from exc
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{what}: must return real numbers, got {_kind_name(arr)} "
+                                f"values for {name!r}")
+            if arr.ndim == 0:
+                raise ValueError(f"{what}: returned a scalar for {name!r}; return one value "
+                                 f"per observation, log p(xᵢ | z) as an array (N,), not their "
+                                 f"sum")
+            observed = np.shape(self.observed_data.get(name, arr))
+            if observed[:arr.ndim] != arr.shape:
+                raise ValueError(f"{what}: returned shape {arr.shape} for {name!r}, but its "
+                                 f"observed data has shape {observed}: return one value per "
+                                 f"observation, shape {observed[:1]}")
+            if first is not None and arr.shape != first[name].shape:
+                raise ValueError(f"{what}: returned shape {arr.shape} for {name!r} at draw {s} "
+                                 f"but {first[name].shape} at draw 0: return the same "
+                                 f"observations at every draw")
+            arrays[name] = arr.astype(float)
+        return arrays
+
+    def explain_nonfinite(self, posterior):
+        """Why the ELBO is not finite at ``posterior``, for a model whose engine is the
+        functions given to :class:`Model`; None for models with an engine of their own.
+
+        ``closed_form`` is evaluated where the fit evaluated it, ``log_joint`` at
+        ``NONFINITE_DRAWS`` draws from ``posterior`` (seed 0); the first non-finite draw is
+        shown.
+        """
+        if type(self).expected_log_joint is not Model.expected_log_joint:
+            return None
+        with np.errstate(all="ignore"):
+            if self._closed_form is not None:
+                name = "closed_form"
+                means = {key: q.mean_params for key, q in posterior.items()}
+                where = grad_where = f"the starting point's mean parameters {_brief(means)}"
+                value, grads = closed_form.expected_log_joint(self._checked_closed_form(),
+                                                              posterior)
+            else:
+                name, n, bad = "log_joint", max(self.n_samples, NONFINITE_DRAWS), []
+                log_joint = self._checked_log_joint()
+
+                def recording(z):
+                    value = log_joint(z)
+                    if not np.isfinite(getval(value)):
+                        bad.append(({k: getval(v) for k, v in z.items()}, float(getval(value))))
+                    return value
+
+                _, grads = monte_carlo.expected_log_joint(recording, posterior, self.latents,
+                                                          np.random.default_rng(0), n)
+                value = bad[0][1] if bad else 0.0
+                where = (f"{len(bad)} of {n} draws from the starting point, e.g. "
+                         f"{_brief(bad[0][0])}" if bad else "")
+                grad_where = "draws from the starting point"
+        if not np.isfinite(value):
+            return (f"{name} returned {value} at {where}: look for the log or square root of a "
+                    f"negative number or of 0, a division by 0 or an overflow, check that the "
+                    f"latents' declared supports ({_supports(self.latents)}) match what the "
+                    f"function accepts, and check the data")
+        keys = [key for key, g in grads.items() if not np.all(np.isfinite(g))]
+        if keys:
+            return (f"the gradient of {name} in {keys} is not finite at {grad_where}, where its "
+                    f"values are finite: look for functions with an infinite slope there (the "
+                    f"square root or log of 0), or anp.where over a branch that is not finite "
+                    f"(its gradient is NaN even where the branch is not chosen)")
+        if self._closed_form is not None:
+            return None
+        return (f"log_joint and its gradient were finite at {n} other draws from the starting "
+                f"point, so only rare draws give non-finite values: check the data and look "
+                f"for overflow in the tails (e.g. anp.exp of a latent)")
 
     def deterministics(self, draws):
         """{name: (S, ...)} quantities derived from the latents at ``draws`` ({name:
@@ -259,3 +364,108 @@ def check_factors(model, posterior, families):
         got = {k: type(q).__name__ for k, q in posterior.items()}
         raise ValueError(f"family: {type(model).__name__} supports the factors {want}, "
                          f"got {got}")
+
+
+class _UnknownName(KeyError):
+    """A user function looked up a name its argument does not have."""
+
+
+class _Draw(dict):
+    """The dict a user function receives; looking up a missing name raises _UnknownName,
+    a KeyError, so user code catching KeyError for an optional name keeps working."""
+
+    def __missing__(self, key):
+        raise _UnknownName(key)
+
+
+#: autograd's containers of traced values, named in the errors of NumPy code that meets them
+_BOXES = ("ArrayBox", "SequenceBox", "DictBox")
+
+
+def _call_user(fn, name, noun, arg):
+    """``fn(arg)`` for the user function called ``name``, whose argument is a dict keyed by
+    ``noun`` names: a missing name and plain NumPy on autograd's traced values (TypeError
+    "... not 'ArrayBox'") become clear errors, the original exception chained."""
+    try:
+        return fn(_Draw(arg))
+    except _UnknownName as exc:
+        key, names = exc.args[0], list(arg)
+        close = difflib.get_close_matches(key, [n for n in names if isinstance(n, str)],
+                                          n=1) if isinstance(key, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{name}: looked up {noun} {key!r}, which the "
+                         f"{'model' if noun == 'latent' else 'posterior'} does not have; its "
+                         f"{noun}s are {names}{hint}") from exc
+    except (TypeError, AttributeError, ValueError) as exc:
+        if not _mentions_box(exc):
+            raise
+        raise _not_differentiable(name, noun, exc) from exc
+
+
+def _call_scalar(fn, name, noun, arg):
+    """:func:`_call_user` for a function that returns a real scalar, checked: autograd's
+    traced value as it is, anything else as a float."""
+    value = _call_user(fn, name, noun, arg)
+    raw = getval(value)
+    if raw is None:
+        raise TypeError(f"{name}: returned None: is a return statement missing?")
+    # Plain NumPy (np.where, say) on traced values leaves autograd's boxes inside an object
+    # array or inside another box, and autograd would silently return a wrong gradient.
+    if isinstance(getattr(value, "_value", None), Box) or (
+            isinstance(raw, np.ndarray) and raw.dtype.kind == "O"
+            and any(isinstance(x, Box) for x in raw.flat)):
+        raise _not_differentiable(name, noun, "its result holds values autograd lost track of, "
+                                              "as plain NumPy functions such as np.where give")
+    arr = np.asarray(raw) if isinstance(raw, numbers.Number | np.ndarray) else None
+    if arr is None or arr.dtype.kind not in "fiuc" or isinstance(raw, bool):
+        shown = f" {reprlib.repr(raw)}" if isinstance(raw, str | bytes) else ""
+        raise TypeError(f"{name}: must return a real number (the log density), got "
+                        f"{type(raw).__name__}{shown}")
+    if arr.dtype.kind == "c":
+        shown = repr(complex(arr)) if arr.shape == () else f"of shape {arr.shape}"
+        raise TypeError(f"{name}: returned a complex value {shown}; a log density is real: "
+                        f"look for complex literals (1j) or complex arithmetic")
+    if arr.shape != ():
+        raise ValueError(f"{name}: must return a scalar (the log density of the whole "
+                         f"{'draw' if noun == 'latent' else 'model'}), got an array of shape "
+                         f"{arr.shape}: sum the terms, e.g. return anp.sum(terms)")
+    return value if isinstance(value, Box) else float(raw)
+
+
+def _mentions_box(exc):
+    """Does ``exc``, or an exception it was raised from, name one of autograd's boxes?"""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(box in str(exc) for box in _BOXES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _not_differentiable(name, noun, why):
+    noun = "latents" if noun == "latent" else "mean parameters"
+    return TypeError(f"{name}: could not be differentiated by autograd ({why}): write it with "
+                     f"autograd.numpy (import autograd.numpy as anp) instead of numpy, and do "
+                     f"not call float() or .item() on the {noun}, use the math module on them "
+                     f"or assign them into NumPy arrays (build arrays with anp.array or "
+                     f"anp.stack)")
+
+
+def _kind_name(arr):
+    if arr.dtype.kind == "O":
+        return type(arr.flat[0]).__name__ if arr.size else "object"
+    return {"b": "bool", "c": "complex", "U": "str", "S": "bytes"}.get(arr.dtype.kind,
+                                                                       str(arr.dtype))
+
+
+def _supports(latents):
+    return "{" + ", ".join(f"{name!r}: {lat.support!r}" for name, lat in latents.items()) + "}"
+
+
+def _brief(values):
+    """{name: value} in a line: three significant digits, long arrays elided."""
+    return "{" + ", ".join(
+        f"{name!r}: " + np.array2string(np.asarray(v), precision=3, threshold=6, edgeitems=2,
+                                        separator=", ")
+        for name, v in values.items()) + "}"
