@@ -83,7 +83,7 @@ def logistic(y, a, b):
     d_a[near] = special.expit(-x) @ w
     d_b[near] = -0.5 * (special.expit(x) * special.expit(-x)) @ w
     far = ~near
-    af, sf, bf = a[far], sd[far], b[far]
+    af, sf = a[far], sd[far]
     u = af / sf
     pdf = np.exp(-0.5 * u * u) / np.sqrt(2 * np.pi)
     cdf = special.ndtr(-u)
@@ -119,7 +119,8 @@ def probit(y, a, b):
     d_b[near] = (m @ (w * t)) / (2 * sd[near])
     for i in np.flatnonzero(~near):
         ai, si = a[i], sd[i]
-        parts = [special.log_ndtr, _mills, lambda x, ai=ai, si=si: _mills(x) * (x - ai) / (2 * si**2)]
+        parts = [special.log_ndtr, _mills,
+                 lambda x, ai=ai, si=si: _mills(x) * (x - ai) / (2 * si**2)]
         value[i], d_a[i], d_b[i] = (_gaussian_integral(f, ai, si) for f in parts)
     return value, s * d_a, d_b
 

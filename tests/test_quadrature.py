@@ -29,7 +29,7 @@ from numpy.testing import assert_allclose
 from scipy import integrate, special
 
 import natvi.quadrature
-from natvi import likelihoods, quadrature
+from natvi import likelihoods, quadrature, reference
 from natvi.likelihoods import logistic
 from natvi.quadrature import expected_log_likelihood, gauss_hermite
 
@@ -107,19 +107,23 @@ def test_value_matches_exact_integral(var, n_points):
 
 
 def test_value_is_sum_over_rows():
+    """Each row gets its own rule (series, nodes by width, or the wide split): the value is
+    the sum of the rows integrated one at a time, and each row is the exact integral."""
     rng = np.random.default_rng(0)
     n = 17
     y = rng.integers(0, 2, n).astype(float)
     loc = rng.normal(0, 2, n)
-    var = rng.uniform(0.05, 1.0, n)
+    var = np.exp(rng.uniform(np.log(1e-3), np.log(9.0), n))
     value, grad_loc, grad_var = expected_log_likelihood(logistic, y, loc, var)
-    rows = np.array([rule(*args) for args in zip(y, loc, var, strict=True)])
-    assert_allclose(value, rows[:, 0].sum(), rtol=1e-13)
-    assert_allclose(grad_loc, rows[:, 1], rtol=1e-13, atol=1e-16)
-    assert_allclose(grad_var, rows[:, 2], rtol=1e-13, atol=1e-16)
-    exact = sum(gaussian_expectation(lambda x, yi=yi: f(yi, x), li, vi)
-                for yi, li, vi in zip(y, loc, var, strict=True))
-    assert abs(value - exact) < 1e-10 * n
+    rows = np.array([[v[0] if np.ndim(v) else v for v in expected_log_likelihood(
+        logistic, np.array([yi]), np.array([li]), np.array([vi]))]
+        for yi, li, vi in zip(y, loc, var, strict=True)])
+    assert_allclose(value, rows[:, 0].sum(), rtol=1e-14)
+    assert_allclose(grad_loc, rows[:, 1], rtol=1e-14, atol=1e-16)
+    assert_allclose(grad_var, rows[:, 2], rtol=1e-14, atol=1e-16)
+    exact = [gaussian_expectation(lambda x, yi=yi: f(yi, x), li, vi)
+             for yi, li, vi in zip(y, loc, var, strict=True)]
+    assert_allclose(rows[:, 0], exact, rtol=0, atol=2e-14)
 
 
 # ---- gradients ------------------------------------------------------------------------
@@ -236,33 +240,54 @@ def test_chunking_gives_the_same_result(monkeypatch, chunk_rows):
 
 
 @pytest.mark.parametrize("name", ["logistic", "probit"])
-def test_fewer_nodes_for_narrow_predictors_lose_nothing(name):
-    """Chunks whose predictors are all narrow use fewer nodes (ADAPTIVE_NODES); on every
-    threshold's widest predictor the rule agrees with 200 nodes to 1e-13 per row."""
+def test_each_rows_rule_is_exact_to_2e_14(name):
+    """Rows are integrated with as many nodes as their width needs (the likelihood's
+    ``nodes`` table), or by the wide rule beyond it: at the widest sd of every tier, and
+    just beyond the last, each row agrees with the independent reference
+    (:mod:`natvi.reference`) to 2e-14 relative to max(1, |value|), over locations within
+    4 sd + 4 of the bend, and its derivatives (the gradient, which only has to point to the
+    same optimum) to 1e-11."""
     lik = getattr(likelihoods, name)
-    a = np.linspace(-8, 8, 161)
-    for y in YS:
-        yy = np.full_like(a, y)
-        for limit, k in quadrature.ADAPTIVE_NODES:
-            b = np.full_like(a, limit)
-            assert quadrature.nodes_for(limit, 32) == k
-            got = quadrature.expected_log_likelihood(lik, yy, a, b, 32)
-            ref = quadrature.expected_log_likelihood(lik, yy, a, b, 200)
-            assert abs(got[0] - ref[0]) < 1e-13 * a.size
-            np.testing.assert_allclose(got[1], ref[1], rtol=0, atol=1e-13)
-            np.testing.assert_allclose(got[2], ref[2], rtol=0, atol=1e-13)
-    assert quadrature.nodes_for(0.6, 32) == 32 and quadrature.nodes_for(0.001, 6) == 6
+    ref = getattr(reference, name)
+    limits = [limit for limit, _ in lik.nodes]
+    sds = limits + [1.001 * limits[-1]] * (lik.wide is not None)
+    for sd in sds:
+        a = np.linspace(-4 * sd - 4, 4 * sd + 4, 81)
+        for y in YS:
+            yy, b = np.full_like(a, y), np.full_like(a, sd * sd)
+            chosen = quadrature.rules(lik, b)
+            if sd in limits:
+                assert np.all(chosen == dict(lik.nodes)[sd])
+            _, g_a, g_b = expected_log_likelihood(lik, yy, a, b)
+            rows = np.array([expected_log_likelihood(lik, yy[i:i + 1], a[i:i + 1],
+                                                     b[i:i + 1])[0] for i in range(a.size)])
+            want = ref(yy, a, b)
+            scale = np.maximum(1.0, np.abs(want[0]))
+            for got, w, tol in zip((rows, g_a, g_b), want, (2e-14, 1e-11, 1e-11), strict=True):
+                assert np.max(np.abs(got - w) / scale) < tol, (name, sd, y)
+
+
+def test_rules_per_row():
+    """The series for variances ≤ NARROW_VAR, then the tiers of the table, then the wide
+    rule; ``n_points`` replaces the table's choice only."""
+    var = np.array([0.0, quadrature.NARROW_VAR, 0.011, 0.25**2, 0.3**2, 0.99, 1.01, 1e6])
+    assert list(quadrature.rules(logistic, var)) == [quadrature.NARROW, quadrature.NARROW, 8,
+                                                     8, 12, 48, quadrature.WIDE, quadrature.WIDE]
+    assert list(quadrature.rules(logistic, var, 64)) == [quadrature.NARROW] * 2 + [64] * 4 + [
+        quadrature.WIDE] * 2
+    assert list(quadrature.rules(likelihoods.probit, var)) == [8, 8, 8, 12, 12, 48, 48, 128]
+    bare = logistic._replace(narrow=None, wide=None, nodes=())
+    assert list(quadrature.rules(bare, var)) == [quadrature.DEFAULT_NODES] * var.size
 
 
 @pytest.mark.parametrize("y", YS)
 @pytest.mark.parametrize("loc, var", [(0.3, 1.01), (-2.0, 4.0), (5.0, 100.0), (1e6, 1e12),
                                       (-3e6, 4e13)])
-def test_wide_predictors_use_the_exact_split(y, loc, var, monkeypatch):
+def test_wide_predictors_use_the_exact_split(y, loc, var):
     """Predictors with sd > 1 (separable data, flat priors) are integrated as E[min(η, 0)]
     in closed form plus the smooth remainder on a fixed grid: equal to adaptive quadrature
     of the density to 1e-11 relative (the nodes of Gauss–Hermite would land ~sd apart and
     miss the bend of log σ), with derivatives equal to finite differences."""
-    monkeypatch.setattr(quadrature, "WIDE_SD", 1.0)  # the rule itself, from sd 1 on
     a, b = np.array([loc]), np.array([var])
     value, g_a, g_b = expected_log_likelihood(logistic, np.array([y]), a, b)
     sd = np.sqrt(var)
@@ -303,24 +328,21 @@ def test_narrow_predictors_use_the_series_exact_to_rounding(y):
             assert_allclose(got.ravel(), want, rtol=1e-15, atol=1e-15)
 
 
-def test_narrow_chunks_go_through_the_series_and_others_do_not():
-    """The rule is chosen per chunk of rows by its widest predictor: a chunk with one
-    predictor above NARROW_VAR is integrated by Gauss–Hermite, and both agree to
-    rounding at the boundary."""
+def test_narrow_rows_go_through_the_series_and_others_do_not():
+    """The rule is chosen per row: in a chunk with one predictor above NARROW_VAR, the
+    others still go through the series (one call, for all of them at once), and that row
+    through Gauss–Hermite; both agree with the 200-node rule to rounding at the boundary."""
     rng = np.random.default_rng(4)
     a = rng.normal(0.0, 3.0, 1000)
     y = (rng.random(1000) < 0.5).astype(float)
     b = rng.uniform(0.0, quadrature.NARROW_VAR, 1000)
+    b[17] = 1.5 * quadrature.NARROW_VAR
     calls = []
     narrow = logistic.narrow
-    lik = logistic._replace(narrow=lambda *args: calls.append(1) or narrow(*args))
+    lik = logistic._replace(narrow=lambda *args: calls.append(len(args[0])) or narrow(*args))
     got = expected_log_likelihood(lik, y, a, b)
-    assert calls == [1]
+    assert calls == [999]
     ref = expected_log_likelihood(logistic._replace(narrow=None), y, a, b, 200)
     assert abs(got[0] - ref[0]) < 1e-12 * np.sum(np.abs(f(y, a)))
     assert_allclose(got[1], ref[1], rtol=0, atol=1e-14)
     assert_allclose(got[2], ref[2], rtol=0, atol=3e-12)
-    b[17] = 1.5 * quadrature.NARROW_VAR
-    calls.clear()
-    expected_log_likelihood(lik, y, a, b)
-    assert calls == []
