@@ -4,9 +4,10 @@ References are computed here without natvi's engine: the full-rank ELBO is writt
 in plain NumPy, on the expectations of :mod:`natvi.reference`, over u = (m, the lower
 triangle of L row by row with log Lᵢᵢ on the diagonal), Σ = LLᵀ, with its own analytic
 gradient, and maximized by scipy's L-BFGS-B from the Laplace approximation (Newton's
-method on the log posterior). The true posterior's standard deviations come from self-normalized importance sampling of the exact
-unnormalized posterior with 200 000 draws from a multivariate t (10 degrees of freedom)
-centered at that independent optimum, its effective sample size checked.
+method on the log posterior). The true posterior's standard deviations come from
+self-normalized importance sampling of the exact unnormalized posterior with 200 000 draws
+from a multivariate t (10 degrees of freedom) centered at that independent optimum, its
+effective sample size checked.
 """
 
 import numpy as np
