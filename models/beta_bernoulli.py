@@ -29,6 +29,7 @@ class BetaBernoulli(Model):
     """
 
     deterministic = True
+    vectorized = True
     default_families = {"p": Beta}
 
     def __init__(self, y, a=1.0, b=1.0):

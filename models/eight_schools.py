@@ -42,6 +42,8 @@ class EightSchools(Model):
         Monte Carlo draws per ELBO estimate.
     """
 
+    vectorized = True
+
     def __init__(self, y=EIGHT_SCHOOLS_Y, sigma=EIGHT_SCHOOLS_SIGMA, centered=False,
                  mu_scale=5.0, tau_scale=5.0, n_samples=16):
         y = as_float_array(y, "y")

@@ -33,6 +33,7 @@ class GammaPoisson(Model):
     """
 
     deterministic = True
+    vectorized = True
     default_families = {"rate": Gamma}
 
     def __init__(self, counts, shape=1.0, rate=1.0, exposure=None):

@@ -136,6 +136,7 @@ class GeneralizedLinearModel(Model):
     """
 
     deterministic = True
+    vectorized = True
     likelihood = None
     #: no reparameterization to suggest when k̂ is high (see FitResult.diagnose)
     reparameterization_hint = None

@@ -45,6 +45,7 @@ class LinearRegression(Model):
     """
 
     deterministic = True
+    vectorized = True
     default_families = {"noise_precision": Gamma}
 
     def __init__(self, X, y, prior_scale=1.0, intercept_scale=10.0, noise_scale=None,

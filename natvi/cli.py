@@ -19,6 +19,7 @@ import numpy as np
 import natvi
 from natvi import diagnostics, plot
 from natvi.models import LogisticRegression, ProbitRegression
+from natvi.validation import check_draws_memory
 
 #: binary-response models ``--model`` offers
 MODELS = {"logistic": LogisticRegression, "probit": ProbitRegression}
@@ -261,6 +262,8 @@ def _run_fit(args):
                 from None
     pd = _pandas()
     model, head, note = _model(args)
+    # before the fit, which may be long: the draws must fit in memory for to_arviz
+    check_draws_memory(model, args.draws, "--draws", "pointwise_log_likelihood")
     optimizer = "ngd" if args.optimizer == "ngd" else natvi.optim.adam()
     result = natvi.fit(model, optimizer, family=FAMILIES[args.family], max_iter=args.max_iter,
                        seed=args.seed)

@@ -132,6 +132,10 @@ class Model:
     #: ArviZ coordinates and dimensions of latents and data
     coords: dict = {}
     dims: dict = {}
+    #: True when :meth:`log_joint` and :meth:`pointwise_log_likelihood` take all draws at
+    #: once, with arrays of draws × observations (as the models of ``natvi.models`` do);
+    #: False for the draw-by-draw evaluation of a log-joint function
+    vectorized: bool = False
 
     def __init__(self, log_joint, latents, *, pointwise_log_likelihood=None, closed_form=None,
                  families=None, observed_data=None, coords=None, dims=None, n_samples=16):
@@ -312,6 +316,23 @@ class Model:
         return (f"log_joint and its gradient were finite at {n} other draws from the starting "
                 f"point, so only rare draws give non-finite values: check the data and look "
                 f"for overflow in the tails (e.g. anp.exp of a latent)")
+
+    def log_density_memory(self, draws, pointwise=False):
+        """Rough peak bytes of :meth:`log_joint`, or with ``pointwise`` of
+        :meth:`pointwise_log_likelihood`, at ``draws`` draws: what
+        :func:`natvi.validation.check_draws_memory` counts before drawing.
+
+        In float64 values, with N the values of ``observed_data``: when ``vectorized``,
+        three arrays of draws × N (a linear predictor or the like, the log density and a
+        temporary); otherwise one draw's evaluation, taken as two arrays of N, and the
+        results: one value per draw, or for the pointwise log-likelihood the rows and their
+        stack, two arrays of draws × N. A model whose pointwise log-likelihood is not the size
+        of its ``observed_data`` overrides this.
+        """
+        n = sum(np.size(value) for value in self.observed_data.values())
+        if self.vectorized:
+            return 8 * 3 * draws * n
+        return 8 * (2 * n + (2 * draws * n if pointwise else draws))
 
     def deterministics(self, draws):
         """{name: (S, ...)} quantities derived from the latents at ``draws`` ({name:

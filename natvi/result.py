@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from natvi import arviz_bridge, diagnostics, factors, serialization
-from natvi.validation import as_rng, check_positive_int
+from natvi.validation import as_rng, check_draws_memory, check_positive_int
 
 
 class FitResult:
@@ -63,8 +63,11 @@ class FitResult:
             Number of draws.
         seed : int, numpy.random.SeedSequence or numpy.random.Generator
             The same seed gives the same draws.
+
+        Raises ValueError, before drawing, when the draws would not fit in memory (see
+        :func:`natvi.validation.check_draws_memory`).
         """
-        draws = check_positive_int(draws, "draws")
+        draws = check_draws_memory(self.model, draws)
         rng = as_rng(seed)
         out = {}
         for key, q in self.posterior.items():
@@ -93,10 +96,14 @@ class FitResult:
             Number of draws from q, at least 25 (PSIS fits the largest ~20% of the weights).
         seed : int, numpy.random.SeedSequence or numpy.random.Generator
             Seed of the draws; the same seed gives the draws of :meth:`sample`.
+
+        Raises ValueError, before drawing, when the draws and log p(x, z) at them would not
+        fit in memory (see :func:`natvi.validation.check_draws_memory`).
         """
         if check_positive_int(draws, "draws") < diagnostics.MIN_DRAWS:
             raise ValueError(f"draws: expected at least {diagnostics.MIN_DRAWS} for a Pareto "
                              f"tail fit, got {draws}")
+        check_draws_memory(self.model, draws, log_density="log_joint")
         z = self.sample(draws, seed)
         return diagnostics.pareto_k(self.model.log_joint(z), self.log_q(z))
 
@@ -106,7 +113,7 @@ class FitResult:
         Parameters
         ----------
         draws : int
-            Number of draws from q, at least 25.
+            Number of draws from q, at least 25, that fit in memory (as for :meth:`pareto_k`).
         seed : int, numpy.random.SeedSequence or numpy.random.Generator
             Seed of the draws.
 
@@ -139,7 +146,11 @@ class FitResult:
             Number of draws from q, stored as one chain.
         seed : int, numpy.random.SeedSequence or numpy.random.Generator
             Seed of the draws; the same seed gives the draws of :meth:`sample`.
+
+        Raises ValueError, before drawing, when the draws and the pointwise log-likelihood at
+        them would not fit in memory (see :func:`natvi.validation.check_draws_memory`).
         """
+        check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood")
         z = self.sample(draws, seed)
         return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)},
                                      self.model.log_joint(z), self.log_q(z),
@@ -189,7 +200,7 @@ class SavedModel:
         raise ValueError("model: this result was loaded without its model; pass it as "
                          "natvi.load(path, model=...) to compute log densities")
 
-    log_joint = pointwise_log_likelihood = _missing
+    log_joint = pointwise_log_likelihood = log_density_memory = _missing
 
 
 def load(path, model=None):

@@ -29,12 +29,15 @@ from natvi import factors, glm
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.fit import fit as _fit
 from natvi.models import LogisticRegression as _LogisticRegression
-from natvi.validation import as_rng, check_positive_int
+from natvi.validation import SAMPLE_ARRAYS, as_rng, check_memory, check_positive_int
 
 __all__ = ["BayesianLogisticRegression"]
 
 _FAMILIES = {"mean_field": MeanFieldGaussian, "full_rank": FullRankGaussian}
 _PREDICTIVES = ("probit", "sampling")
+#: arrays of draws × rows that predicting by sampling holds at its peak: the predictor at the
+#: draws and at their antithetic pairs, log σ at both signs, and logsumexp's temporaries
+_PREDICT_ARRAYS = 8
 
 
 class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
@@ -89,7 +92,9 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         (deterministic), or an average of σ(a) over ``draws`` posterior draws.
     draws : int, default=1000
         Posterior draws for ``predictive="sampling"``, taken in antithetic pairs (β, 2m − β)
-        around the posterior mean m (an odd number is rounded up).
+        around the posterior mean m (an odd number is rounded up). ``fit`` and the
+        predictions refuse (ValueError) a number whose draws and predictors would not fit in
+        memory (see :func:`natvi.validation.memory_limit`).
     random_state : int, numpy.random.Generator or None, default=0
         Seed of the fit (used by stochastic engines only) and of the predictive draws; an
         int gives the same draws, and so the same predictions, at every call.
@@ -168,6 +173,8 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         """
         family = self._check_params()
         X, y = _validate_data(self, X, y, dtype=np.float64)
+        if self.predictive == "sampling":
+            self._pairs(1)  # refuse draws too many to predict even one row
         check_classification_targets(y)
         self.classes_, y01 = np.unique(y, return_inverse=True)
         if len(self.classes_) == 1:
@@ -258,7 +265,7 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
             z = mean / np.sqrt(1.0 + np.pi * var / 8.0)
             return special.log_expit(-z), special.log_expit(z)
         X = self._features(X)
-        n_pairs = (check_positive_int(self.draws, "draws") + 1) // 2
+        n_pairs = self._pairs(X.shape[0])
         draws = self.result_.sample(n_pairs, seed=as_rng(self.random_state, "random_state"))
         mean, _ = self._posterior_moments()
         a = draws["coef"] @ X.T
@@ -270,6 +277,17 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         log_s = np.log(a.shape[0])
         return (special.logsumexp(special.log_expit(-a), axis=0) - log_s,
                 special.logsumexp(special.log_expit(a), axis=0) - log_s)
+
+    def _pairs(self, n_rows):
+        """The number of antithetic pairs of ``draws``; ValueError if predicting ``n_rows``
+        rows from them by sampling would not fit in memory."""
+        n_pairs = (check_positive_int(self.draws, "draws") + 1) // 2
+        values = self.n_features_in_ + bool(self.fit_intercept)
+        check_memory(8 * n_pairs * (SAMPLE_ARRAYS * values + 2 * _PREDICT_ARRAYS * n_rows),
+                     "draws", f"predicting {n_rows} row{'s' * (n_rows != 1)} from "
+                     f"{2 * n_pairs} draws", "ask for fewer draws"
+                     + (", or predict fewer rows at a time" if n_rows > 1 else ""))
+        return n_pairs
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba` for features ``X`` (n_samples, n_features_in_),

@@ -1,6 +1,7 @@
 """Checks at the public boundary: each raises ValueError naming the argument."""
 
 import numbers
+import os
 
 import numpy as np
 
@@ -72,3 +73,161 @@ def as_rng(seed, name="seed"):
         return np.random.default_rng(seed)
     raise ValueError(f"{name}: expected a non-negative integer, a SeedSequence or a "
                      f"numpy.random.Generator, got {seed!r}")
+
+
+#: environment variable that sets the most bytes one call may allocate, e.g. ``2e9``
+#: (``inf``: no limit); read at each call
+MAX_BYTES_ENV = "NATVI_MAX_BYTES"
+#: share of the available memory one call may take when ``NATVI_MAX_BYTES`` is not set: the
+#: estimates are rough, and the rest of the session needs memory too
+MEMORY_SHARE = 0.5
+#: the limit when the available memory cannot be read
+FALLBACK_MAX_BYTES = 4 * 10**9
+
+
+#: where Linux tells the free memory, and a container's (cgroup v2) own limit and usage
+MEMINFO = "/proc/meminfo"
+CGROUP = "/sys/fs/cgroup"
+
+
+def available_memory():
+    """Bytes of memory free for new allocations, or None when the system does not say.
+
+    On Linux, ``MemAvailable`` of ``/proc/meminfo`` (free memory plus reclaimable caches),
+    at most a container's free memory (:func:`container_memory`); elsewhere the free
+    physical pages of ``os.sysconf``, where it offers them.
+    """
+    try:
+        with open(MEMINFO) as f:
+            fields = dict(line.split(":", 1) for line in f)
+        free = int(fields["MemAvailable"].split()[0]) * 1024  # in kB
+    except (OSError, KeyError, ValueError):
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+            return None
+    container = container_memory()
+    return free if container is None else max(min(free, container), 0)
+
+
+def container_memory():
+    """The memory limit of this process's cgroup v2 less its working set (usage less the
+    inactive file cache, as ``docker stats`` counts it), in bytes; None without a limit.
+
+    ``/proc/meminfo`` describes the host, whose free memory a container cannot take.
+    """
+    try:
+        with open(os.path.join(CGROUP, "memory.max")) as f:
+            limit = int(f.read())  # "max": no limit, a ValueError
+        with open(os.path.join(CGROUP, "memory.current")) as f:
+            used = int(f.read())
+        with open(os.path.join(CGROUP, "memory.stat")) as f:
+            stat = dict(line.split() for line in f)
+        return limit - used + int(stat.get("inactive_file", 0))
+    except (OSError, ValueError):
+        return None
+
+
+def memory_limit():
+    """The most bytes one natvi call may allocate, and where that limit comes from.
+
+    ``NATVI_MAX_BYTES`` when set (a number of bytes, ``inf`` for no limit); otherwise
+    ``MEMORY_SHARE`` (half) of :func:`available_memory` at the time of the call; otherwise
+    ``FALLBACK_MAX_BYTES`` (4 GB).
+
+    Returns
+    -------
+    limit : float
+        Bytes.
+    source : str
+        The origin of the limit, in words, for error messages.
+    """
+    text = os.environ.get(MAX_BYTES_ENV)
+    if text is not None:
+        try:
+            limit = float(text)
+        except ValueError:
+            limit = np.nan
+        if not limit > 0:
+            raise ValueError(f"{MAX_BYTES_ENV}: expected a number of bytes > 0 (e.g. 2e9, or "
+                             f"inf for no limit), got {text!r}")
+        return limit, f"set by {MAX_BYTES_ENV}"
+    free = available_memory()
+    if free is None:
+        return float(FALLBACK_MAX_BYTES), (f"natvi's cap when the free memory is unknown; set "
+                                           f"{MAX_BYTES_ENV} to change it")
+    return MEMORY_SHARE * free, (f"{MEMORY_SHARE:.0%} of the {format_bytes(free)} of memory "
+                                 f"free; set {MAX_BYTES_ENV} to change it")
+
+
+def check_memory(n_bytes, name, what, fix):
+    """Refuse, before allocating, a call that would need more memory than
+    :func:`memory_limit` allows.
+
+    Parameters
+    ----------
+    n_bytes : int or float
+        Estimated peak bytes of the call.
+    name : str
+        The argument that sets the size, named in the error.
+    what : str
+        What would be allocated, e.g. ``"1000000 draws from q"``.
+    fix : str
+        What to do instead, e.g. ``"ask for fewer draws"``.
+    """
+    limit, source = memory_limit()
+    if n_bytes > limit:
+        raise ValueError(f"{name}: {what} would take about {format_bytes(n_bytes)} of memory, "
+                         f"over the limit of {format_bytes(limit)} ({source}); {fix}")
+
+
+def format_bytes(n_bytes):
+    """``n_bytes`` in decimal units, e.g. ``"8.0 GB"``."""
+    value, units = float(n_bytes), ("bytes", "kB", "MB", "GB", "TB", "PB", "EB")
+    for unit in units[:-1]:
+        if value < 999.95:
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} {units[-1]}"
+
+
+#: arrays of the draws' size that drawing from q holds at its peak: the draws, the standard
+#: normals or uniforms they come from, and two temporaries (Beta draws, made in log space from
+#: two Gamma draws each, take about twice that)
+SAMPLE_ARRAYS = 4
+#: float64 values per draw that evaluating log densities at the draws adds beside the model's
+#: own: log p(x, z), log q(z), and the importance weights of the Pareto fit with its temporaries
+DENSITY_VALUES = 16
+
+
+def check_draws_memory(model, draws, name="draws", log_density=None):
+    """``draws`` as an int, or ValueError if that many draws from q (and the model's log
+    density at them) would not fit in memory, before any is drawn.
+
+    The estimate of the peak is rough (the tests hold it to a factor of two; the default
+    limit, half the free memory, leaves the margin; see :func:`memory_limit`):
+    ``SAMPLE_ARRAYS`` float64 arrays of draws × the latents' values; with ``log_density``,
+    also ``DENSITY_VALUES`` per draw and the model's ``log_density_memory``.
+
+    Parameters
+    ----------
+    model : natvi.Model
+        The model whose latents are drawn.
+    draws : int
+        Number of draws.
+    name : str
+        The argument named in the error (``"--draws"`` on the command line).
+    log_density : {None, "log_joint", "pointwise_log_likelihood"}
+        The model's method evaluated at the draws, if any (``to_arviz`` evaluates both: it
+        counts the pointwise log-likelihood, which it keeps and which takes the more memory).
+    """
+    draws = check_positive_int(draws, name)
+    values = sum(int(np.prod(latent.shape)) for latent in model.latents.values())
+    n_bytes = 8 * draws * SAMPLE_ARRAYS * values
+    what = f"{draws} draws from q"
+    if log_density is not None:
+        pointwise = log_density == "pointwise_log_likelihood"
+        n_bytes += 8 * draws * DENSITY_VALUES + model.log_density_memory(draws, pointwise)
+        what += f" and {'the pointwise log-likelihood' if pointwise else 'log p(x, z)'} at each"
+    check_memory(n_bytes, name, what, "ask for fewer draws")
+    return draws
