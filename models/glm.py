@@ -53,12 +53,31 @@ def design_matrix(X):
         raise ValueError(f"X: expected a 2-D array (observations × features), got {arr.ndim}-D")
     if arr.shape[0] == 0:
         raise ValueError("X: expected at least one row, got 0")
-    for start in range(0, arr.shape[0], glm.BLOCK_ROWS):  # no N × D boolean temporary
-        if not np.all(np.isfinite(arr[start:start + glm.BLOCK_ROWS])):
-            raise ValueError("X: expected finite values, found NaN or inf")
     if names is None:
         names = [f"x{j}" for j in range(arr.shape[1])]
+    squares = np.zeros(arr.shape[1])
+    for start in range(0, arr.shape[0], glm.BLOCK_ROWS):  # no N × D temporary
+        chunk = arr[start:start + glm.BLOCK_ROWS]
+        with np.errstate(over="ignore"):
+            squares += np.einsum("ij,ij->j", chunk, chunk, dtype=float)
+        # NaN or inf in X make the sums NaN or inf (and one pass costs what isfinite does)
+        if not np.all(np.isfinite(squares)) and not np.all(np.isfinite(chunk)):
+            raise ValueError("X: expected finite values, found NaN or inf")
+    # The engine forms xᵢⱼ² and Σᵢ cᵢxᵢⱼ² (the starting precision): past float64's range
+    # they are inf, and the fit would fail later with a message about q's scale.
+    overflow = [name for name, s in zip(names, squares, strict=True) if not np.isfinite(s)]
+    if overflow:
+        raise ValueError(_too_large(f"the sum of squares of column(s) {overflow[:8]} "
+                                   "overflows float64"))
     return arr, names
+
+
+def _too_large(detail):
+    """The error message for features too large to fit at, with ``detail`` saying why."""
+    # X.std(0) alone overflows too where |x| > 1e154: hence the division first.
+    return (f"X: features too large to fit at this scale ({detail}); rescale them: divide "
+            f"each column by its largest absolute value, X / abs(X).max(0), then standardize, "
+            f"(X - X.mean(0)) / X.std(0)")
 
 
 def response(y, n=None, name="y"):
@@ -255,7 +274,11 @@ class GeneralizedLinearModel(Model):
         for key, family in families.items():
             self._check_family(key, family)
             full = issubclass(family, FullRankGaussian)
-            gram = self.design.weighted_gram(key, weights, full)
+            with np.errstate(over="ignore"):
+                gram = self.design.weighted_gram(key, weights, full)
+            if not np.all(np.isfinite(gram)):
+                raise ValueError(_too_large("q's starting precision, Σᵢ cᵢxᵢxᵢᵀ with the "
+                                            "likelihood's curvature cᵢ, overflows float64"))
             names = (key,) if isinstance(key, str) else key
             prior = np.concatenate([np.ravel(self.prior_scales[n]) for n in names]) ** -2.0
             loc = np.concatenate([np.full(1, intercept) if n == "intercept"

@@ -5,11 +5,14 @@
 
 pandas (and matplotlib for ``compare --out``, h5netcdf for ``fit --out``) are imported
 inside the commands; ``pip install "natvi[cli]"`` installs all three. Errors are one
-line on stderr, ``natvi: error: ...``, with exit code 2 for usage errors (as argparse)
-and 1 otherwise.
+line on stderr, ``natvi: error: ...``, with exit code 2 for usage errors (as argparse),
+130 for Ctrl-C (which stops the whole command, not only the fit it lands in) and 1
+otherwise.
 """
 
 import argparse
+import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import numpy as np
 
 import natvi
 from natvi import diagnostics, plot
+from natvi.arviz_bridge import arviz_1
 from natvi.models import LogisticRegression, ProbitRegression
 from natvi.validation import check_draws_memory
 
@@ -31,6 +35,8 @@ THRESHOLDS = (1.0, 0.1, 0.01)
 ADAM_RATES = (0.01, 0.1)
 #: features whose standard deviations differ by more than this factor get a hint
 SCALE_SPREAD_HINT = 100.0
+#: precisions of the pointwise log-likelihood ``fit --out`` offers (None: left out)
+LOG_LIKELIHOOD = {"float32": "float32", "float64": "float64", "none": None}
 
 _INSTALL_HINT = 'pip install "natvi[cli]"'
 
@@ -97,7 +103,14 @@ def _build_parser():
                           "(default 1000, at least 25)")
     fit.add_argument("--out", metavar="PATH",
                      help="write the draws as ArviZ netCDF (read back with "
-                          "arviz.from_netcdf); needs h5netcdf. Default: write nothing")
+                          "arviz.from_netcdf); needs h5netcdf. An existing file is "
+                          "overwritten, unless it is the data. Default: write nothing")
+    fit.add_argument("--log-likelihood", choices=tuple(LOG_LIKELIHOOD), default="float32",
+                     help="the pointwise log-likelihood in --out, draws × rows values for "
+                          "approximate-posterior LOO: float32 (default; half the size of "
+                          "float64, and its 7 significant digits move elpd_loo by far less "
+                          "than its Monte Carlo error), float64, or none (a much smaller "
+                          "file without LOO)")
     fit.set_defaults(run=_run_fit)
 
     compare = commands.add_parser(
@@ -116,6 +129,7 @@ def _build_parser():
                          + " ".join(f"{lr:g}" for lr in ADAM_RATES) + ")")
     compare.add_argument("--out", metavar="PATH",
                          help="save the ELBO plot (PNG, PDF, SVG, ...); needs matplotlib. "
+                              "An existing file is overwritten, unless it is the data. "
                               "Default: no plot")
     compare.set_defaults(run=_run_compare)
     return parser
@@ -184,7 +198,9 @@ def _read_data(path, target):
         raise CommandError(f"{path}: cannot read ({exc.strerror or exc})") from None
     columns = [str(c) for c in table.columns]
     if target not in columns:
-        raise CommandError(f"--target: no column {target!r} in {path}; its columns are "
+        near = _near(target, columns)
+        guess = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+        raise CommandError(f"--target: no column {target!r} in {path}{guess}; its columns are "
                            f"{_some(columns)}")
     if len(table) == 0:
         raise CommandError(f"{path}: no data rows below the header")
@@ -211,6 +227,18 @@ def _read_data(path, target):
     return table.drop(columns=target), y
 
 
+def _near(word, choices, n=3):
+    """The ``choices`` equal to ``word`` but for case, else up to ``n`` close to it ignoring
+    case, the closest first."""
+    folded = {}
+    for choice in choices:
+        folded.setdefault(choice.casefold(), []).append(choice)
+    if word.casefold() in folded:
+        return folded[word.casefold()]
+    close = difflib.get_close_matches(word.casefold(), list(folded), n=n)
+    return [choice for key in close for choice in folded[key]][:n]
+
+
 def _some(items, n=8):
     """``items`` as a list for a message, cut after ``n`` items."""
     items = list(items)
@@ -221,13 +249,20 @@ def _some(items, n=8):
 def _model(args):
     """The model of the data and arguments, with a line on how the features were scaled."""
     X, y = _read_data(args.data, args.target)
-    sd = X.std(axis=0, ddof=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below
+        mean, sd = X.mean(axis=0), X.std(axis=0, ddof=0)
     if args.standardize:
+        # past float64's range the mean or sd is inf, and (x - mean) / sd all zeros
+        huge = [c for c in X.columns if not (np.isfinite(mean[c]) and np.isfinite(sd[c]))]
+        if huge:
+            raise CommandError(f"--standardize: column(s) {_some(huge)} are too large to "
+                               "standardize (their standard deviation overflows float64); "
+                               "divide them by a power of ten first")
         constant = [c for c, s in sd.items() if not s > 0]
         if constant:
             raise CommandError(f"--standardize: constant column(s) {_some(constant)} cannot be "
                                "rescaled to standard deviation 1; drop them")
-        X = (X - X.mean(axis=0)) / sd
+        X = (X - mean) / sd
         note = "features standardized to mean 0 and sd 1: coefficients are per sd of a feature"
     else:
         note = "features used as they are (no --standardize)"
@@ -242,19 +277,53 @@ def _model(args):
     return model, head, note
 
 
-def _check_writable(path, what):
-    """Fail before a long fit if ``path`` cannot be written."""
+def _check_writable(path, what, data):
+    """Fail before a long fit if ``path`` cannot be written, or is the ``data`` file."""
     path = Path(path)
     if path.is_dir():
         raise CommandError(f"--out: {path} is a directory, expected a file name for the {what}")
     if not path.parent.is_dir():
         raise CommandError(f"--out: directory {path.parent} does not exist")
+    if path.exists() and Path(data).exists() and os.path.samefile(path, data):
+        raise CommandError(f"--out: {path} is the data file {data}; writing the {what} "
+                           "would overwrite it, choose another file name")
+
+
+def _fit(model, optimizer, args):
+    """natvi.fit with the command's settings; Ctrl-C stops the whole command."""
+    result = natvi.fit(model, optimizer, family=FAMILIES[args.family], max_iter=args.max_iter,
+                       seed=args.seed)
+    if result.status == "interrupted":  # natvi.fit caught the Ctrl-C to return its iterate
+        raise KeyboardInterrupt
+    return result
+
+
+def _suggestions(args):
+    """What to try when k̂ is high, as this command's options."""
+    tries = ["a full-rank family (--family full_rank)"] if args.family == "mean_field" else []
+    return [*tries, "more draws (--draws)"]
+
+
+def _set_log_likelihood(data, precision):
+    """Store the log_likelihood group of ``data`` (InferenceData or DataTree, changed in
+    place) as ``precision``, "float32" or "float64", or drop it (None)."""
+    if "log_likelihood" not in data:
+        return
+    if arviz_1():  # a DataTree
+        if precision is None:
+            del data["log_likelihood"]
+        else:
+            data["log_likelihood"] = data["log_likelihood"].to_dataset().astype(precision)
+    elif precision is None:
+        del data.log_likelihood
+    else:
+        data.log_likelihood = data.log_likelihood.astype(precision)
 
 
 # ---- commands -------------------------------------------------------------------------
 def _run_fit(args):
     if args.out is not None:
-        _check_writable(args.out, "netCDF file")
+        _check_writable(args.out, "netCDF file", args.data)
         try:
             import h5netcdf  # noqa: F401  (the engine ArviZ writes netCDF with)
         except ImportError:
@@ -265,8 +334,7 @@ def _run_fit(args):
     # before the fit, which may be long: the draws must fit in memory for to_arviz
     check_draws_memory(model, args.draws, "--draws", "pointwise_log_likelihood")
     optimizer = "ngd" if args.optimizer == "ngd" else natvi.optim.adam()
-    result = natvi.fit(model, optimizer, family=FAMILIES[args.family], max_iter=args.max_iter,
-                       seed=args.seed)
+    result = _fit(model, optimizer, args)
     data = result.to_arviz(draws=args.draws, seed=args.seed)
     summary = az.summary(data, kind="stats")  # "stats": no r_hat/ESS columns for one chain
 
@@ -284,10 +352,12 @@ def _run_fit(args):
         tips = ["raise --max-iter"] + (["try --standardize"] if not args.standardize else []) \
             + (["try --optimizer ngd"] if args.optimizer != "ngd" else [])
         print(f"  (not converged: the summary is of an unfinished fit; {', or '.join(tips)})")
-    print(result.diagnose(draws=args.draws, seed=args.seed).message)
+    print(result.diagnose(draws=args.draws, seed=args.seed,
+                          suggestions=_suggestions(args)).message)
     print(f"({args.draws} independent draws from q as one chain: r_hat and ESS would not be "
           "sampler diagnostics and are left out.)")
     if args.out is not None:
+        _set_log_likelihood(data, LOG_LIKELIHOOD[args.log_likelihood])
         try:
             data.to_netcdf(args.out)
         except (OSError, ImportError, ValueError) as exc:
@@ -298,7 +368,7 @@ def _run_fit(args):
 
 def _run_compare(args):
     if args.out is not None:
-        _check_writable(args.out, "plot")
+        _check_writable(args.out, "plot", args.data)
         try:
             matplotlib = plot.require_matplotlib()
         except ImportError as exc:
@@ -315,9 +385,7 @@ def _run_compare(args):
     optimizers = {"natural gradient": "ngd"}  # Adam's rates are checked before any fit runs
     optimizers.update({f"adam lr={lr:g}": natvi.optim.adam(lr) for lr in args.adam_lr})
     model, head, note = _model(args)
-    runs = {name: natvi.fit(model, opt, family=FAMILIES[args.family], max_iter=args.max_iter,
-                            seed=args.seed)
-            for name, opt in optimizers.items()}
+    runs = {name: _fit(model, opt, args) for name, opt in optimizers.items()}
     best = max(float(np.max(r.history["elbo"])) for r in runs.values())
 
     print(head)

@@ -28,13 +28,14 @@ _CONSTANT_SPREAD = 1e-8
 
 
 class LooResult(NamedTuple):
-    """PSIS-LOO for an approximate posterior.
+    """PSIS-LOO for an approximate posterior; printed as a table, as ArviZ prints ``az.loo``.
 
     elpd : float, expected log pointwise predictive density, Σᵢ elpdᵢ
     se : float, its standard error, √(N·var(elpdᵢ)) with ddof=1
     p_loo : float, effective number of parameters, lppd − elpd
     pareto_k : array, k̂ per observation
     elpd_i : array, elpdᵢ per observation
+    n_draws : int or None, the number S of draws from q it was computed from
     """
 
     elpd: float
@@ -42,6 +43,37 @@ class LooResult(NamedTuple):
     p_loo: float
     pareto_k: np.ndarray
     elpd_i: np.ndarray
+    n_draws: int | None = None
+
+    def __str__(self):
+        # k̂ above min(1 − 1/log10 S, 0.7) is unreliable; 0.7 when S is not known
+        good_k = 0.7 if self.n_draws is None else k_threshold(self.n_draws)
+        k = np.ravel(self.pareto_k)
+        counts = [np.sum(k <= good_k), np.sum((k > good_k) & (k <= 1)), np.sum(k > 1)]
+        labels = [f"(-Inf, {good_k:.2f}]   (good)", f"   ({good_k:.2f}, 1]   (bad)",
+                  "    (1, Inf)   (very bad)"]
+        width = max(5, len(str(max(counts))))
+        draws = "" if self.n_draws is None else f"{self.n_draws} draws from q and "
+        return "\n".join([
+            "Approximate-posterior PSIS-LOO: draws from q, PSIS-corrected for q "
+            "(Magnusson et al. 2019)",
+            f"Computed from {draws}{k.size} observations log-likelihood matrix.",
+            "",
+            "         Estimate       SE",
+            f"elpd_loo {self.elpd:8.2f}  {self.se:7.2f}",
+            f"p_loo    {self.p_loo:8.2f}        -",
+            "------",
+            "",
+            "Pareto k diagnostic values:",
+            f"{'':26}{'Count':>{width}} {'Pct.':>6}",
+            *(f"{label:26}{n:{width}d} {100 * n / max(k.size, 1):6.1f}%"
+              for label, n in zip(labels, counts, strict=True)),
+        ])
+
+    def __repr__(self):
+        return (f"LooResult(elpd={self.elpd:.6g}, se={self.se:.6g}, p_loo={self.p_loo:.6g}, "
+                f"pareto_k=<array {np.shape(self.pareto_k)}>, "
+                f"elpd_i=<array {np.shape(self.elpd_i)}>, n_draws={self.n_draws})")
 
 
 def psislw(log_weights):
@@ -175,7 +207,7 @@ def loo_approximate_posterior(data, var_name=None):
     if arviz_1():
         res = az.loo_approximate_posterior(data, log_p, log_q, pointwise=True, var_name=name)
         return LooResult(float(res.elpd), float(res.se), float(res.p),
-                         np.asarray(res.pareto_k), np.asarray(res.elpd_i))
+                         np.asarray(res.pareto_k), np.asarray(res.elpd_i), log_p.size)
     log_lik = np.asarray(data["log_likelihood"][name].transpose("chain", "draw", ...))
     obs_shape = log_lik.shape[2:]
     # (chain, draw, *obs) -> (obs, chain·draw): PSIS runs along the last axis.
@@ -185,7 +217,7 @@ def loo_approximate_posterior(data, var_name=None):
     n_obs = elpd_i.size
     se = np.sqrt(n_obs * np.var(elpd_i, ddof=1)) if n_obs > 1 else 0.0
     return LooResult(float(elpd_i.sum()), float(se), float(p_loo_i.sum()),
-                     k_hat.reshape(obs_shape), elpd_i.reshape(obs_shape))
+                     k_hat.reshape(obs_shape), elpd_i.reshape(obs_shape), log_p.size)
 
 
 def _loo_pointwise(log_lik, log_p, log_q):

@@ -107,7 +107,7 @@ class FitResult:
         z = self.sample(draws, seed)
         return diagnostics.pareto_k(self.model.log_joint(z), self.log_q(z))
 
-    def diagnose(self, draws=1000, seed=0):
+    def diagnose(self, draws=1000, seed=0, suggestions=None):
         """Pareto k̂ of the fit and what it means, in words (and what to try when k̂ > 0.7).
 
         Parameters
@@ -116,6 +116,10 @@ class FitResult:
             Number of draws from q, at least 25, that fit in memory (as for :meth:`pareto_k`).
         seed : int, numpy.random.SeedSequence or numpy.random.Generator
             Seed of the draws.
+        suggestions : list of str, optional
+            What to try when k̂ is high, in the caller's words (the ``natvi`` command names
+            its options); default: a full-rank family (when q has a mean-field Gaussian
+            factor), more draws, and the model's reparameterization hint.
 
         Returns
         -------
@@ -131,7 +135,8 @@ class FitResult:
                        "reparameterizing the model (e.g. non-centered)")
         if hint:
             tries.append(hint)
-        return diagnostics.Diagnosis(k_hat, diagnostics.verdict(k_hat, draws, tries))
+        return diagnostics.Diagnosis(k_hat, diagnostics.verdict(
+            k_hat, draws, tries if suggestions is None else suggestions))
 
     def to_arviz(self, draws=1000, seed=0):
         """Draws as ArviZ's own object: ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (≥ 1.0).

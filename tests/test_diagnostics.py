@@ -5,6 +5,7 @@ leave-one-out predictive densities are known in closed form, so q can be set to 
 exact posterior, to a wider or shifted one, or to one far too narrow.
 """
 
+import re
 import types
 import warnings
 
@@ -280,3 +281,52 @@ def test_loo_var_name_and_missing_groups():
     no_lik = to_arviz(model, draws, toy.log_p, toy.log_q, None)
     with pytest.raises(ValueError, match="log_likelihood"):
         loo_approximate_posterior(no_lik)
+
+
+# ---- printing a LooResult (issue 12, item 14) ---------------------------------------
+
+LOO_TABLE = """\
+Approximate-posterior PSIS-LOO: draws from q, PSIS-corrected for q (Magnusson et al. 2019)
+Computed from 1000 draws from q and 8 observations log-likelihood matrix.
+
+         Estimate       SE
+elpd_loo   -75.34     8.55
+p_loo       12.30        -
+------
+
+Pareto k diagnostic values:
+                          Count   Pct.
+(-Inf, 0.67]   (good)         4   50.0%
+   (0.67, 1]   (bad)          3   37.5%
+    (1, Inf)   (very bad)     1   12.5%"""
+
+
+def test_loo_result_prints_as_arviz_prints_loo():
+    """The table of az.loo: estimates, then counts of k̂ against min(1 − 1/log10 S, 0.7)
+    (0.67 for S = 1000; 1 is still bad, as the interval says)."""
+    k = np.array([0.1, 0.5, 0.69, 0.8, 1.0, 1.2, -np.inf, 0.3])
+    res = LooResult(-75.341, 8.548, 12.3, k, np.zeros(8), 1000)
+    assert str(res) == LOO_TABLE
+    assert repr(res) == ("LooResult(elpd=-75.341, se=8.548, p_loo=12.3, pareto_k=<array (8,)>, "
+                         "elpd_i=<array (8,)>, n_draws=1000)")
+
+
+def test_loo_result_of_loo_approximate_posterior_prints_its_draws():
+    toy = _toy(q_scale=1.3, q_shift=0.3)
+    res = _quiet_loo(toy.data)
+    assert res.n_draws == 2000
+    text = str(res)
+    assert "Computed from 2000 draws from q and 20 observations" in text
+    assert f"elpd_loo {res.elpd:8.2f}  {res.se:7.2f}" in text
+    good = int(np.sum(res.pareto_k <= k_threshold(2000)))
+    assert re.search(rf"\(-Inf, {k_threshold(2000):.2f}\]   \(good\)\s+{good} ", text)
+    assert "array(" not in repr(res) and len(repr(res)) < 150
+
+
+def test_loo_result_made_without_n_draws_keeps_its_five_fields():
+    """Positional construction from the five original fields still works; without S the
+    threshold is 0.7 and no draw count is printed."""
+    res = LooResult(-1.0, 0.5, 0.2, np.array([0.65, 0.75]), np.array([-0.4, -0.6]))
+    assert res.n_draws is None and res.elpd == -1.0
+    assert "Computed from 2 observations" in str(res)
+    assert "(-Inf, 0.70]   (good)         1   50.0%" in str(res)
