@@ -20,6 +20,15 @@ from natvi.validation import (
 
 _LOG_2PI = np.log(2 * np.pi)
 
+#: ``family="auto"`` fits one full-rank Gaussian over the intercept and the k coefficients
+#: when an ELBO evaluation's N·k² multiply-adds (the predictors' variances and the
+#: gradient's Dᵀ diag(g) D) stay below this, and k below FULL_RANK_MAX_DIM (its O(k³)
+#: steps); else mean-field Gaussians. Measured (examples/benchmark.py, 2 cores): a
+#: full-rank fit of 100,000 × 50 (N·k² = 2.6e8) takes ~10 evaluations of ~0.1 s; at 1e9
+#: an evaluation takes ~0.5 s, where mean-field needs 0.04 s.
+FULL_RANK_BUDGET = 1e9
+FULL_RANK_MAX_DIM = 1000
+
 
 def design_matrix(X):
     """X as a finite 2-D float array, with column names (from a DataFrame if given).
@@ -250,43 +259,81 @@ class GeneralizedLinearModel(Model):
         per observation (the weights of the first Gauss–Newton precision)."""
         raise NotImplementedError
 
+    def _start_precision(self, key, full):
+        """The prior precision plus Dᵀ diag(c) D of a factor (its diagonal when not
+        ``full``): one natural-gradient fixed point of the variances from w = 0."""
+        _, weights = self._start()
+        with np.errstate(over="ignore"):
+            gram = self.design.weighted_gram(key, weights, full)
+        if not np.all(np.isfinite(gram)):
+            raise ValueError(_too_large("q's starting precision, Σᵢ cᵢxᵢxᵢᵀ with the "
+                                        "likelihood's curvature cᵢ, overflows float64"))
+        names = (key,) if isinstance(key, str) else key
+        prior = np.concatenate([np.ravel(self.prior_scales[n]) for n in names]) ** -2.0
+        return (np.diag(prior) + gram if full else prior + np.ravel(gram)), prior
+
     @staticmethod
-    def _full_rank_start(family, loc, precision, prior):
-        # Λ = P + Dᵀ diag(c) D is positive definite, its eigenvalues at least those of the
-        # prior P; in floating point collinear columns at large scales can round the small
-        # ones to zero or below, so they are floored at the prior's.
+    def _full_rank_cov(precision, prior):
+        """Σ = Λ⁻¹ of a starting precision, and the condition number of Λ.
+
+        Λ = P + Dᵀ diag(c) D is positive definite, its eigenvalues at least those of the
+        prior P; in floating point collinear columns at large scales can round the small
+        ones to zero or below, so they are floored at the prior's."""
         values, vectors = np.linalg.eigh(precision)
         values = np.maximum(values, prior.min())
         cov = (vectors / values) @ vectors.T
+        return 0.5 * (cov + cov.T), values.max() / values.min()
+
+    def auto_family(self):
+        """A full-rank Gaussian over the intercept and coefficients when an evaluation's
+        N·k² stays within :data:`FULL_RANK_BUDGET`, k ≤ :data:`FULL_RANK_MAX_DIM` and the
+        starting precision is invertible in float64; mean-field Gaussians otherwise."""
+        names = tuple(n for n in ("intercept", "coef") if n in self.latents)
+        n, k = self.X.shape[0], self.X.shape[1] + ("intercept" in names)
+        what = f"the intercept and the {k - 1} coefficients" if "intercept" in names else (
+            f"the {k} coefficients")
+        cost = n * k * k
+        if cost > FULL_RANK_BUDGET or k > FULL_RANK_MAX_DIM:
+            return MeanFieldGaussian, (
+                f"mean-field Gaussians: a full-rank Gaussian over {what} would cost N·k² = "
+                f"{cost:.1e} per ELBO evaluation (N = {n} rows, k = {k}), over natvi's "
+                f"budget of {FULL_RANK_BUDGET:.0e} (k at most {FULL_RANK_MAX_DIM})")
+        key = names if len(names) > 1 else names[0]
+        cov, condition = self._full_rank_cov(*self._start_precision(key, full=True))
         try:
-            return family(loc=loc, cov=0.5 * (cov + cov.T))
+            FullRankGaussian(loc=np.zeros(k), cov=cov)
         except ValueError:
-            raise ValueError(f"X: the design is too ill-conditioned for a full-rank Gaussian "
-                             f"(condition number of the starting precision "
-                             f"{values.max() / values.min():.1e}); rescale or drop collinear "
-                             f"columns") from None
+            return MeanFieldGaussian, (
+                f"mean-field Gaussians: the design is too ill-conditioned for a full-rank "
+                f"Gaussian over {what} (condition number of the starting precision "
+                f"{condition:.1e}: rescale or drop collinear columns to fit one)")
+        return FullRankGaussian, (
+            f"a full-rank Gaussian over {what}, which keeps their posterior correlations "
+            f"(N·k² = {cost:.1e} per ELBO evaluation, within natvi's budget of "
+            f"{FULL_RANK_BUDGET:.0e})")
 
     def initial_posterior(self, families):
         # Start at the posterior precision of a Gauss–Newton step from w = 0 (the prior
         # precision plus Dᵀ diag(c) D): one natural-gradient fixed point of the variances.
-        intercept, weights = self._start()
+        intercept, _ = self._start()
         out = {}
         for key, family in families.items():
             self._check_family(key, family)
             full = issubclass(family, FullRankGaussian)
-            with np.errstate(over="ignore"):
-                gram = self.design.weighted_gram(key, weights, full)
-            if not np.all(np.isfinite(gram)):
-                raise ValueError(_too_large("q's starting precision, Σᵢ cᵢxᵢxᵢᵀ with the "
-                                            "likelihood's curvature cᵢ, overflows float64"))
+            precision, prior = self._start_precision(key, full)
             names = (key,) if isinstance(key, str) else key
-            prior = np.concatenate([np.ravel(self.prior_scales[n]) for n in names]) ** -2.0
             loc = np.concatenate([np.full(1, intercept) if n == "intercept"
                                   else np.zeros(self.X.shape[1]) for n in names])
             if full:
-                out[key] = self._full_rank_start(family, loc, np.diag(prior) + gram, prior)
+                cov, condition = self._full_rank_cov(precision, prior)
+                try:
+                    out[key] = family(loc=loc, cov=cov)
+                except ValueError:
+                    raise ValueError(f"X: the design is too ill-conditioned for a full-rank "
+                                     f"Gaussian (condition number of the starting precision "
+                                     f"{condition:.1e}); rescale or drop collinear columns"
+                                     ) from None
             else:
-                precision = prior + np.ravel(gram)
                 shape = self.latents[key].shape
                 out[key] = family(loc=loc.reshape(shape), scale=precision.reshape(shape) ** -0.5)
         return out

@@ -20,15 +20,16 @@ import arviz as az
 import numpy as np
 
 import natvi
-from natvi import diagnostics, plot
+from natvi import diagnostics, factors, plot
 from natvi.arviz_bridge import arviz_1
 from natvi.models import LogisticRegression, ProbitRegression
 from natvi.validation import check_draws_memory
 
 #: binary-response models ``--model`` offers
 MODELS = {"logistic": LogisticRegression, "probit": ProbitRegression}
-#: variational families ``--family`` offers (None: the model's mean-field default)
-FAMILIES = {"mean_field": None, "full_rank": natvi.FullRankGaussian}
+#: variational families ``--family`` offers ("auto": the model's choice, said in the output)
+FAMILIES = {"auto": "auto", "mean_field": natvi.MeanFieldGaussian,
+            "full_rank": natvi.FullRankGaussian}
 #: gaps to the best ELBO, in nats, that ``compare`` reports reaching
 THRESHOLDS = (1.0, 0.1, 0.01)
 #: Adam learning rates ``compare`` runs unless told otherwise
@@ -93,9 +94,10 @@ def _build_parser():
     _data_arguments(fit)
     fit.add_argument("--optimizer", choices=("ngd", "adam"), default="ngd",
                      help="natural gradient (default) or Adam with its defaults")
-    fit.add_argument("--family", choices=tuple(FAMILIES), default="mean_field",
-                     help="independent Gaussians per coefficient (default) or one full-rank "
-                          "Gaussian over the intercept and coefficients")
+    fit.add_argument("--family", choices=tuple(FAMILIES), default="auto",
+                     help="auto (default): one full-rank Gaussian over the intercept and "
+                          "coefficients where affordable (N·k² ≤ 1e9), else independent "
+                          "Gaussians, as the output says; or force mean_field or full_rank")
     fit.add_argument("--max-iter", type=_positive_int, default=1000, metavar="N",
                      help="maximum optimizer steps (default 1000)")
     fit.add_argument("--draws", type=_draws, default=1000, metavar="N",
@@ -267,7 +269,7 @@ def _model(args):
     else:
         note = "features used as they are (no --standardize)"
         positive = sd[sd > 0]
-        if (args.family == "mean_field" and len(positive) > 1
+        if (args.family != "full_rank" and len(positive) > 1
                 and positive.max() > SCALE_SPREAD_HINT * positive.min()):
             note += (f"; their standard deviations range from {positive.min():.3g} to "
                      f"{positive.max():.3g}, which slows mean-field fits: consider --standardize")
@@ -298,9 +300,10 @@ def _fit(model, optimizer, args):
     return result
 
 
-def _suggestions(args):
+def _suggestions(result):
     """What to try when k̂ is high, as this command's options."""
-    tries = ["a full-rank family (--family full_rank)"] if args.family == "mean_field" else []
+    mean_field = not all(factors.is_flat(q) for q in result.posterior.values())
+    tries = ["a full-rank family (--family full_rank)"] if mean_field else []
     return [*tries, "more draws (--draws)"]
 
 
@@ -348,12 +351,13 @@ def _run_fit(args):
     hist = result.history
     print(f"status: {result.status} after {result.n_iter} iterations of {result.optimizer}, "
           f"{hist['grad_evals'][-1]} ELBO evaluations, {hist['seconds'][-1]:.2f} s")
+    print(f"family: {result.family_reason} (--family mean_field or full_rank chooses)")
     if result.status != "converged":
         tips = ["raise --max-iter"] + (["try --standardize"] if not args.standardize else []) \
             + (["try --optimizer ngd"] if args.optimizer != "ngd" else [])
         print(f"  (not converged: the summary is of an unfinished fit; {', or '.join(tips)})")
     print(result.diagnose(draws=args.draws, seed=args.seed,
-                          suggestions=_suggestions(args)).message)
+                          suggestions=_suggestions(result)).message)
     print(f"({args.draws} independent draws from q as one chain: r_hat and ESS would not be "
           "sampler diagnostics and are left out.)")
     if args.out is not None:

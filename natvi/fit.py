@@ -38,7 +38,7 @@ WINDOW = 50
 MAX_REJECTIONS = 30
 
 
-def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
+def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=0,
         callback=None, progress=None, checkpoint=None, checkpoint_every=10, resume=None,
         strict=False):
     """Fit a variational posterior by maximizing the ELBO.
@@ -51,13 +51,17 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         ``"ngd"`` (natural gradient, the default; see :func:`default_natural_gradient`),
         ``"adam"``, another name in ``natvi.optim.SHORTCUTS``, or an optimizer such as
         ``natvi.optim.adam(0.05)``.
-    family : family class or dict, optional
-        One family class for every latent of its support (a ``FullRankGaussian`` then
-        covers all real latents jointly, keeping their correlations), or {latent name:
-        family class}, where a tuple of names as key makes one joint full-rank factor.
-        Other latents get the model's default, else the default of their support:
-        ``MeanFieldGaussian`` (real), ``LogNormal`` (positive), ``LogitNormal`` (unit
-        interval), ``Dirichlet``, ``Bernoulli``, ``Categorical``.
+    family : "auto", family class, dict or None
+        ``"auto"`` (the default): what the model chooses, stated in ``result.family_reason``;
+        for the GLMs of ``natvi.models``, one full-rank Gaussian over the intercept and
+        coefficients where its cost is affordable, else mean-field Gaussians (see their
+        ``auto_family``). A family class: that family for every latent of its support (a
+        ``FullRankGaussian`` then covers all real latents jointly, keeping their
+        correlations). A dict {latent name: family class}, where a tuple of names as key
+        makes one joint full-rank factor. Latents not covered (and all, with None) get the
+        model's default, else the default of their support: ``MeanFieldGaussian`` (real),
+        ``LogNormal`` (positive), ``LogitNormal`` (unit interval), ``Dirichlet``,
+        ``Bernoulli``, ``Categorical``.
     max_iter : int
         Maximum number of optimizer steps (counted from the start, also when resuming).
     tol : float, optional
@@ -93,6 +97,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
     """
     if not isinstance(model, Model):
         raise ValueError(f"model: expected a natvi Model, got {type(model).__name__}")
+    family, family_reason = _auto_family(model, family)
     families = _resolve_families(model, family)
     opt = _resolve_optimizer(optimizer, model, families)
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -195,7 +200,7 @@ def fit(model, optimizer="ngd", *, family=None, max_iter=1000, tol=None, seed=0,
         ev = _averaged(objective, recent, ev)
     return FitResult(model=model, posterior=ev.aux["posterior"], elbo=ev.value,
                      history=history.as_arrays(), status=status, n_iter=n_done,
-                     optimizer=opt.name, gain=ev.aux["gain"])
+                     optimizer=opt.name, gain=ev.aux["gain"], family_reason=family_reason)
 
 
 class DivergenceError(RuntimeError):
@@ -242,6 +247,16 @@ def default_natural_gradient(model, families):
         return anderson()
     return natural_gradient(1.0, conjugate=not any(issubclass(f, FullRankGaussian)
                                                    for f in families.values()))
+
+
+def _auto_family(model, family):
+    """(family argument, the reason for it): the model's choice for ``"auto"``."""
+    if isinstance(family, str):
+        if family != "auto":
+            raise ValueError(f"family: expected \"auto\", a natvi family class or a dict "
+                             f"{{latent name: family class}}, got {family!r}")
+        return model.auto_family()
+    return family, "given by the caller"
 
 
 def _resolve_families(model, family):

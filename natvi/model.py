@@ -340,6 +340,19 @@ class Model:
         non-centered model); none by default."""
         return {}
 
+    def auto_family(self):
+        """What ``fit(..., family="auto")`` fits, and why.
+
+        Returns
+        -------
+        family : family class, dict or None
+            As ``fit``'s ``family`` argument; None for each latent's default (the model's
+            ``default_families``, else the default of its support).
+        reason : str
+            One sentence for the result and its summary.
+        """
+        return None, "each latent's default family for its support"
+
     def initial_posterior(self, families):
         """Starting point of a fit: {factor key: family instance} for ``families``
         {factor key: family class}; by default each family's standard member."""

@@ -37,9 +37,13 @@ class FitResult:
         The model that was fitted.
     optimizer : str
         Name of the optimizer, e.g. ``"ngd(1)"`` or ``"adam(0.01)"``.
+    family_reason : str or None
+        Why the posterior has the families it has (``fit(..., family="auto")`` says what
+        the model chose and why); None for a result loaded from a file written without it.
     """
 
-    def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain):
+    def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain,
+                 family_reason=None):
         self.model = model
         self.posterior = posterior
         self.elbo = float(elbo)
@@ -48,6 +52,7 @@ class FitResult:
         self.n_iter = int(n_iter)
         self.optimizer = optimizer
         self.gain = float(gain)
+        self.family_reason = family_reason
 
     @property
     def converged(self):

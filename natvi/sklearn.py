@@ -33,7 +33,7 @@ from natvi.validation import SAMPLE_ARRAYS, as_rng, check_memory, check_positive
 
 __all__ = ["BayesianLogisticRegression"]
 
-_FAMILIES = {"mean_field": MeanFieldGaussian, "full_rank": FullRankGaussian}
+_FAMILIES = {"auto": "auto", "mean_field": MeanFieldGaussian, "full_rank": FullRankGaussian}
 _PREDICTIVES = ("probit", "sampling")
 #: arrays of draws × rows that predicting by sampling holds at its peak: the predictor at the
 #: draws and at their antithetic pairs, log σ at both signs, and logsumexp's temporaries
@@ -74,9 +74,12 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         Prior standard deviation s₀ of the intercept α.
     fit_intercept : bool, default=True
         Include the intercept α; without it, ``intercept_`` is 0.
-    family : {"mean_field", "full_rank"}, default="mean_field"
-        The Gaussian family of q: independent coordinates, or one full-rank Gaussian over
-        (α, β) that keeps their correlations (D(D+1)/2 covariance entries).
+    family : {"auto", "mean_field", "full_rank"}, default="auto"
+        The Gaussian family of q: one full-rank Gaussian over (α, β) that keeps their
+        correlations (D(D+1)/2 covariance entries), or independent coordinates; "auto"
+        fits the full-rank one where its cost is affordable (see
+        :meth:`natvi.models.LogisticRegression.auto_family`; the reason is in
+        ``result_.family_reason``).
     optimizer : str or natvi.optim.Optimizer, default="ngd"
         Passed to :func:`natvi.fit`: ``"ngd"`` (natural gradient: Anderson-accelerated for
         ``"mean_field"``, a line search along the Newton step for ``"full_rank"``), a name
@@ -133,7 +136,7 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, prior_scale=1.0, intercept_scale=2.5, fit_intercept=True,
-                 family="mean_field", optimizer="ngd", max_iter=1000, tol=None,
+                 family="auto", optimizer="ngd", max_iter=1000, tol=None,
                  predictive="probit", draws=1000, random_state=0):
         self.prior_scale = prior_scale
         self.intercept_scale = intercept_scale

@@ -124,10 +124,10 @@ def test_python_m_natvi(monkeypatch, capsys):
 
 # ---- fit --------------------------------------------------------------------------------
 @pytest.mark.parametrize("extra, model_cls, optimizer, family", [
-    ([], LogisticRegression, "ngd", None),
+    ([], LogisticRegression, "ngd", "auto"),
     (["--model", "probit", "--prior-scale", "0.7", "--family", "full_rank"],
      ProbitRegression, "ngd", natvi.FullRankGaussian),
-    (["--optimizer", "adam", "--max-iter", "300"], LogisticRegression, "adam", None),
+    (["--optimizer", "adam", "--max-iter", "300"], LogisticRegression, "adam", "auto"),
 ])
 def test_fit_options_reach_the_model(capsys, tmp_path, csv, extra, model_cls, optimizer,
                                      family):
@@ -149,7 +149,8 @@ def test_fit_options_reach_the_model(capsys, tmp_path, csv, extra, model_cls, op
     assert ("not converged" in text) == (ref.status != "converged")
     assert "no --standardize" in text
     # features with sd 1 and 1000 slow mean-field fits (a full-rank step is a Newton step)
-    assert ("consider --standardize" in text) == (family is None)
+    assert ("consider --standardize" in text) == (family == "auto")
+    assert f"family: {ref.family_reason}" in text
     for row in ("intercept", "coef[a]", "coef[b]"):
         assert re.search(rf"^{re.escape(row)}\s", text, re.M)
     back = az.from_netcdf(out)
@@ -187,9 +188,10 @@ def test_compare_table_and_plot(capsys, tmp_path, csv):
     frame = _frame()
     X = (frame[["a", "b"]] - frame[["a", "b"]].mean()) / frame[["a", "b"]].std(ddof=0)
     model = LogisticRegression(X, frame["y"])
-    runs = {"natural gradient": natvi.fit(model, "ngd", max_iter=150),
-            "adam lr=0.001": natvi.fit(model, natvi.optim.adam(0.001), max_iter=150),
-            "adam lr=0.1": natvi.fit(model, natvi.optim.adam(0.1), max_iter=150)}
+    mf = natvi.MeanFieldGaussian  # compare's default: NGD-vs-Adam comparisons are mean-field
+    runs = {"natural gradient": natvi.fit(model, "ngd", max_iter=150, family=mf),
+            "adam lr=0.001": natvi.fit(model, natvi.optim.adam(0.001), max_iter=150, family=mf),
+            "adam lr=0.1": natvi.fit(model, natvi.optim.adam(0.1), max_iter=150, family=mf)}
     best = max(r.history["elbo"].max() for r in runs.values())
     assert _value(text, "best ELBO of any run:") == pytest.approx(best, abs=1e-5)
     rows = {line[:18].strip(): line[18:].split() for line in text.splitlines()

@@ -73,7 +73,7 @@ def small_model():
 
 @pytest.fixture(scope="module")
 def small_fit(small_model):
-    return natvi.fit(small_model, "ngd")
+    return natvi.fit(small_model, "ngd", family=MeanFieldGaussian)
 
 
 def _all_finite(posterior):
@@ -85,37 +85,37 @@ def _all_finite(posterior):
 @pytest.mark.parametrize("model", ["model", None, np.ones((3, 2)), {"coef": 1}])
 def test_model_must_be_a_model(model):
     with pytest.raises(ValueError, match="^model:"):
-        natvi.fit(model)
+        natvi.fit(model, family=MeanFieldGaussian)
 
 
 @pytest.mark.parametrize("optimizer", ["bogus", "Adam", "", 3, None, object(),
                                        optim.adam(0.1)._asdict()])
 def test_bad_optimizer(small_model, optimizer):
     with pytest.raises(ValueError, match="^optimizer:"):
-        natvi.fit(small_model, optimizer)
+        natvi.fit(small_model, optimizer, family=MeanFieldGaussian)
 
 
 @pytest.mark.parametrize("max_iter", [0, -1, 2.5, 10.0, True, "10", None])
 def test_bad_max_iter(small_model, max_iter):
     with pytest.raises(ValueError, match="^max_iter:"):
-        natvi.fit(small_model, max_iter=max_iter)
+        natvi.fit(small_model, max_iter=max_iter, family=MeanFieldGaussian)
 
 
 @pytest.mark.parametrize("tol", [-1e-3, -np.inf, np.nan, np.inf, "1e-3", True])
 def test_bad_tol(small_model, tol):
     with pytest.raises(ValueError, match="^tol:"):
-        natvi.fit(small_model, tol=tol)
+        natvi.fit(small_model, tol=tol, family=MeanFieldGaussian)
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0", True, [1, 2]])
 def test_bad_seed(small_model, seed):
     with pytest.raises(ValueError, match="^seed:"):
-        natvi.fit(small_model, seed=seed)
+        natvi.fit(small_model, seed=seed, family=MeanFieldGaussian)
 
 
 def test_good_seeds_accepted(small_model):
     for seed in (0, np.int64(3), np.random.SeedSequence(1), np.random.default_rng(2), None):
-        assert natvi.fit(small_model, max_iter=1, seed=seed).n_iter == 1
+        assert natvi.fit(small_model, max_iter=1, seed=seed, family=MeanFieldGaussian).n_iter == 1
 
 
 def test_family_dict_with_unknown_latent(small_model):
@@ -185,7 +185,7 @@ def test_history(small_fit):
 
 
 def test_max_iter_status(small_model):
-    result = natvi.fit(small_model, "ngd", max_iter=2)
+    result = natvi.fit(small_model, "ngd", max_iter=2, family=MeanFieldGaussian)
     assert result.status == "max_iter" and not result.converged
     assert result.n_iter == 2 and len(result.history["elbo"]) == 3
 
@@ -194,7 +194,7 @@ def test_conjugate_target_one_step():
     """A Gaussian target: one natural-gradient step of ρ = 1 is the exact posterior."""
     model = GaussianTarget([1.0, -2.0, 0.5], [0.5, 2.0, 1.0])
     for opt in (optim.natural_gradient(), optim.natural_gradient(line_search=False)):
-        result = natvi.fit(model, opt)
+        result = natvi.fit(model, opt, family=MeanFieldGaussian)
         assert result.status == "converged" and result.n_iter == 1
         q = result.posterior["z"]
         np.testing.assert_allclose(q.loc, model.b, rtol=1e-12)
@@ -205,11 +205,11 @@ def test_conjugate_target_one_step():
 def test_no_finite_step_is_diverged():
     """Nowhere to go but NaN: statuses say so and the parameters stay finite."""
     model = GaussianTarget([1.0, -2.0], [1.0, 1.0], cliff=True)
-    euclid = natvi.fit(model, optim.sgd(0.1), max_iter=10)
+    euclid = natvi.fit(model, optim.sgd(0.1), max_iter=10, family=MeanFieldGaussian)
     # No step survived its halvings: no step taken, the start kept.
     assert euclid.status == "diverged" and euclid.n_iter == 0
     assert euclid.history["elbo"].size == 1
-    ngd = natvi.fit(model, "ngd", max_iter=10)
+    ngd = natvi.fit(model, "ngd", max_iter=10, family=MeanFieldGaussian)
     assert ngd.status == "diverged"
     assert ngd.history["rejected"][-1] > 0
     for result in (euclid, ngd):
@@ -224,7 +224,7 @@ def test_no_finite_step_is_diverged():
 def test_converged_only_at_the_optimum(small_model):
     """Regression: momentum(1) blows up to variances ~1e-23; ⟨g, Fg⟩ lost every digit there,
     came out negative, and fit reported "converged" at an ELBO of −1130 (optimum −53)."""
-    result = natvi.fit(small_model, optim.momentum(1.0), max_iter=200)
+    result = natvi.fit(small_model, optim.momentum(1.0), max_iter=200, family=MeanFieldGaussian)
     assert result.status != "converged"
     assert not result.gain < 0
 
@@ -235,7 +235,7 @@ def test_converged_only_at_the_optimum(small_model):
 def test_euclidean_optimizers_improve(small_model, name, coordinates):
     opt = getattr(optim, name)(coordinates=coordinates)  # each factory's default rate
     assert opt.coordinates == coordinates and not opt.natural
-    result = natvi.fit(small_model, opt, max_iter=100)
+    result = natvi.fit(small_model, opt, max_iter=100, family=MeanFieldGaussian)
     assert result.status in ("max_iter", "converged")
     assert _all_finite(result.posterior)
     assert np.all(np.isfinite(result.history["elbo"]))
@@ -243,7 +243,7 @@ def test_euclidean_optimizers_improve(small_model, name, coordinates):
 
 
 def test_adam_converges_to_the_ngd_optimum(small_model, small_fit):
-    result = natvi.fit(small_model, optim.adam(0.1), max_iter=1000)
+    result = natvi.fit(small_model, optim.adam(0.1), max_iter=1000, family=MeanFieldGaussian)
     assert result.converged
     assert result.elbo == pytest.approx(small_fit.elbo, abs=1e-7)
     for name, q0 in small_fit.posterior.items():
@@ -387,7 +387,7 @@ def correlated_model():
 
 
 def test_default_ngd_converges_on_correlated_features(correlated_model):
-    result = natvi.fit(correlated_model, "ngd")
+    result = natvi.fit(correlated_model, "ngd", family=MeanFieldGaussian)
     assert result.converged and result.n_iter < 100
     assert np.all(np.diff(result.history["elbo"]) >= 0)
     assert _all_finite(result.posterior)
@@ -412,7 +412,7 @@ def test_fixed_unit_step_diverges_and_backtracking_stops_it(correlated_model):
     assert elbos[-1] < elbos[0] - 1.0   # the plain unit step has gone downhill
 
     result = natvi.fit(correlated_model, optim.natural_gradient(1.0, line_search=False),
-                       max_iter=50)
+                       max_iter=50, family=MeanFieldGaussian)
     h = result.history
     assert np.all(np.diff(h["elbo"]) >= 0)
     assert h["rejected"].sum() > 0      # unit steps were refused and halved
@@ -423,7 +423,7 @@ def test_fixed_unit_step_diverges_and_backtracking_stops_it(correlated_model):
 def test_out_of_domain_steps_are_halved_and_recorded(correlated_model):
     """ρ = 3 makes precisions negative; each such step is halved, counted, never NaN."""
     result = natvi.fit(correlated_model, optim.natural_gradient(3.0, line_search=False),
-                       max_iter=50)
+                       max_iter=50, family=MeanFieldGaussian)
     h = result.history
     assert result.status in ("max_iter", "diverged")
     assert h["rejected"].sum() > 0
@@ -477,7 +477,7 @@ def test_keyboard_interrupt_from_callback(small_model):
         if iteration == 3:
             raise KeyboardInterrupt
 
-    result = natvi.fit(small_model, "ngd", callback=callback)
+    result = natvi.fit(small_model, "ngd", callback=callback, family=MeanFieldGaussian)
     assert result.status == "interrupted" and not result.converged
     assert result.n_iter == 3 and [i for i, _ in seen] == [1, 2, 3]
     assert result.elbo == seen[-1][1] == result.history["elbo"][-1]

@@ -17,7 +17,8 @@ heavy = ["arviz", "xarray", "pandas", "matplotlib", "autograd.scipy", "scipy.sta
 print(*[m for m in heavy if m in sys.modules])
 rng = np.random.default_rng(0)
 X = rng.normal(size=(60, 2))
-result = natvi.fit(LogisticRegression(X, (X[:, 0] > 0).astype(float)))
+result = natvi.fit(LogisticRegression(X, (X[:, 0] > 0).astype(float)),
+                   family=natvi.MeanFieldGaussian)
 print(*[m for m in heavy if m in sys.modules])
 result.to_arviz(draws=50)
 print("arviz" in sys.modules)

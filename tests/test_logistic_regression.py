@@ -69,7 +69,7 @@ def lbfgs_optimum(breast_cancer):
 def ngd_fit(breast_cancer):
     X, y, _ = breast_cancer
     model = LogisticRegression(X, y, prior_scale=1.0, intercept_scale=1.0)
-    return natvi.fit(model, "ngd")
+    return natvi.fit(model, "ngd", family=MeanFieldGaussian)
 
 
 def _stack(posterior, attr):
@@ -221,7 +221,7 @@ def test_without_intercept_only_coef():
     expected = (np.sum(stats.bernoulli.logpmf(y, special.expit(draws["coef"] @ X.T)), axis=1)
                 + np.sum(stats.norm.logpdf(draws["coef"], 0, 0.7), axis=1))
     np.testing.assert_allclose(model.log_joint(draws), expected, rtol=1e-12)
-    result = natvi.fit(model, "ngd")
+    result = natvi.fit(model, "ngd", family=MeanFieldGaussian)
     assert result.converged and list(result.posterior) == ["coef"]
 
 
@@ -337,7 +337,7 @@ def test_pareto_k_needs_enough_draws():
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 2))
-    result = natvi.fit(LogisticRegression(X, (X[:, 0] > 0).astype(int)))
+    result = natvi.fit(LogisticRegression(X, (X[:, 0] > 0).astype(int)), family=MeanFieldGaussian)
     with pytest.raises(ValueError, match="^draws:"):
         result.pareto_k(draws=10)
     assert np.isfinite(result.pareto_k(draws=200))

@@ -91,7 +91,7 @@ def _assert_within_budget(model, ref=None, max_iter_to_gap=25):
     ref = _lbfgs(model) if ref is None else ref
     # The reference is a stationary point: the gradient, a sum over observations, is small.
     assert ref["grad_norm"] < 1e-6 * len(model.y)
-    result = natvi.fit(model, anderson())
+    result = natvi.fit(model, anderson(), family=MeanFieldGaussian)
     it, evals = _within(result.history, ref["elbo"])
     print(f"anderson: {it} iterations, {evals} evaluations to {GAP} nats; "
           f"L-BFGS-B: {ref['evals']} evaluations")
@@ -138,7 +138,7 @@ def test_secant_metric_without_families_still_converges(breast_cancer_model,
         bare = None if objective is None else (lambda p: objective(p)._replace(aux={}))
         return opt.update(grads, state, params, objective=bare, valid=valid)
 
-    result = natvi.fit(breast_cancer_model, opt._replace(update=update))
+    result = natvi.fit(breast_cancer_model, opt._replace(update=update), family=MeanFieldGaussian)
     assert result.converged
     assert result.elbo == pytest.approx(ref["elbo"], abs=1e-6)
     assert _within(result.history, ref["elbo"])[0] <= 30
@@ -160,7 +160,7 @@ def test_never_lowers_the_elbo_where_the_plain_step_diverges(breast_cancer_model
         q = {k: MeanFieldGaussian.from_natural(q[k].natural + nat[k]) for k in q}
     assert np.min(np.diff(values)) < -100
 
-    result = natvi.fit(model, anderson())
+    result = natvi.fit(model, anderson(), family=MeanFieldGaussian)
     assert result.converged
     assert np.all(np.diff(result.history["elbo"]) >= 0)
     assert result.history["rejected"].sum() > 0
@@ -212,7 +212,7 @@ def test_reaches_the_mean_field_optimum_of_a_correlated_gaussian(d, c):
     assert np.max(np.abs(np.linalg.eigvals(jacobi))) == pytest.approx(c * (d - 1))
     b = np.linspace(-1.0, 2.0, d)
     model = _GaussianTarget(b, precision)
-    result = natvi.fit(model, anderson(), tol=1e-14, max_iter=40)
+    result = natvi.fit(model, anderson(), tol=1e-14, max_iter=40, family=MeanFieldGaussian)
     assert result.converged and result.n_iter <= 25
     q = result.posterior["z"]
     np.testing.assert_allclose(q.loc, b, rtol=0, atol=1e-7)
@@ -226,7 +226,7 @@ def test_conjugate_target_in_one_step():
     """Independent Gaussian target: the first step is a plain one of ρ = 1, the exact
     coordinate-ascent update, so one iteration lands on the posterior."""
     b, s = np.array([1.0, -2.0, 0.5]), np.array([0.5, 2.0, 1.0])
-    result = natvi.fit(_GaussianTarget(b, np.diag(s**-2.0)), anderson())
+    result = natvi.fit(_GaussianTarget(b, np.diag(s**-2.0)), anderson(), family=MeanFieldGaussian)
     assert result.converged and result.n_iter == 1
     np.testing.assert_allclose(result.posterior["z"].loc, b, rtol=1e-12)
     np.testing.assert_allclose(result.posterior["z"].scale, s, rtol=1e-12)
@@ -240,7 +240,7 @@ def test_never_leaves_the_domain():
     model = _GaussianTarget(np.array([3.0, -1.0]), np.diag([0.01, 0.01]))
     seen = []
     result = natvi.fit(model, anderson(learning_rate=3.0), tol=1e-12,
-                       callback=lambda i, elbo, q: seen.append(q["z"].variance))
+                       callback=lambda i, elbo, q: seen.append(q["z"].variance), family=MeanFieldGaussian)
     assert result.history["rejected"][1] == 2  # ρ = 3 and 1.5 leave the domain
     assert result.history["step_size"][1] == 0.75
     assert all(np.all(np.isfinite(v)) and np.all(v > 0) for v in seen)
@@ -335,16 +335,17 @@ def test_state_round_trips_as_arrays(breast_cancer_model):
 def test_checkpoint_and_resume_is_bit_identical(breast_cancer_model, tmp_path):
     """Interrupted after 7 iterations (its memory then holds extrapolation history) and
     resumed from the checkpoint, the fit equals the uninterrupted one bit for bit."""
-    want = natvi.fit(breast_cancer_model, anderson())
+    want = natvi.fit(breast_cancer_model, anderson(), family=MeanFieldGaussian)
 
     def stop(n_iter, elbo, posterior):
         if n_iter == 7:
             raise KeyboardInterrupt
 
     cut = natvi.fit(breast_cancer_model, anderson(), callback=stop,
-                    checkpoint=tmp_path / "cut.npz")
+                    checkpoint=tmp_path / "cut.npz", family=MeanFieldGaussian)
     assert cut.status == "interrupted" and cut.n_iter == 7
-    got = natvi.fit(breast_cancer_model, anderson(), resume=tmp_path / "cut.npz")
+    got = natvi.fit(breast_cancer_model, anderson(), resume=tmp_path / "cut.npz",
+                    family=MeanFieldGaussian)
     assert (got.status, got.n_iter, got.elbo) == (want.status, want.n_iter, want.elbo)
     for name in ("elbo", "step_size", "grad_evals", "rejected"):
         np.testing.assert_array_equal(got.history[name], want.history[name])
