@@ -240,7 +240,8 @@ def test_never_leaves_the_domain():
     model = _GaussianTarget(np.array([3.0, -1.0]), np.diag([0.01, 0.01]))
     seen = []
     result = natvi.fit(model, anderson(learning_rate=3.0), tol=1e-12,
-                       callback=lambda i, elbo, q: seen.append(q["z"].variance), family=MeanFieldGaussian)
+                       callback=lambda i, elbo, q: seen.append(q["z"].variance),
+                       family=MeanFieldGaussian)
     assert result.history["rejected"][1] == 2  # ρ = 3 and 1.5 leave the domain
     assert result.history["step_size"][1] == 0.75
     assert all(np.all(np.isfinite(v)) and np.all(v > 0) for v in seen)

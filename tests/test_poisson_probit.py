@@ -305,7 +305,8 @@ def test_doubling_exposure_fits_an_intercept_log_2_lower():
     """With a vague intercept prior (s₀ = 1e4, whose pull is ~1e-9), the fit under doubled
     exposure has its intercept mean log 2 lower and everything else unchanged."""
     single = natvi.fit(_poisson_model(intercept_scale=1e4), family=MeanFieldGaussian)
-    double = natvi.fit(_poisson_model(exposure=2 * PE, intercept_scale=1e4), family=MeanFieldGaussian)
+    double = natvi.fit(_poisson_model(exposure=2 * PE, intercept_scale=1e4),
+                       family=MeanFieldGaussian)
     assert single.converged and double.converged
     shift = single.posterior["intercept"].loc - double.posterior["intercept"].loc
     assert shift == pytest.approx(np.log(2), abs=1e-7)

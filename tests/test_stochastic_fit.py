@@ -26,7 +26,8 @@ def test_robbins_monro_ngd_reaches_the_quadrature_optimum():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
     y = (rng.random(300) < 1 / (1 + np.exp(-(0.5 + X @ [1.0, -1.0, 0.5])))).astype(float)
-    exact = natvi.fit(LogisticRegression(X, y, prior_scale=1.0, intercept_scale=1.0), family=MeanFieldGaussian)
+    exact = natvi.fit(LogisticRegression(X, y, prior_scale=1.0, intercept_scale=1.0),
+                      family=MeanFieldGaussian)
     assert exact.converged
 
     opt = natvi.optim.natural_gradient(0.5, schedule="robbins_monro", decay=0.7)
