@@ -95,10 +95,14 @@ def psislw(log_weights):
         from arviz_stats.base import array_stats
 
         # arviz_stats smooths −ary (it is built for log-likelihoods), hence the sign.
-        return array_stats.psislw(-log_weights, r_eff=1.0, axis=-1)
-    import arviz as az
+        smoothed, k_hat = array_stats.psislw(-log_weights, r_eff=1.0, axis=-1)
+    else:
+        import arviz as az
 
-    return az.psislw(log_weights, reff=1.0)
+        smoothed, k_hat = az.psislw(log_weights, reff=1.0)
+    # ArviZ ≥ 1.0 gives NaN where the tail is too short to fit (25 draws): no reliable
+    # smoothing, as ArviZ 0.x's inf says
+    return smoothed, np.where(np.isnan(k_hat), np.inf, k_hat)
 
 
 def pareto_k(log_p, log_q):
