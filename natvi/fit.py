@@ -6,6 +6,7 @@ from collections import OrderedDict, deque
 import numpy as np
 
 from natvi import checkpoint as ckpt
+from natvi import serialization
 from natvi.elbo import elbo
 from natvi.factors import latent_names
 from natvi.families import (
@@ -110,8 +111,9 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
     if not (progress is None or isinstance(progress, bool)):
         raise ValueError(f"progress: expected True, False or None, got {progress!r}")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    checkpoint = ckpt.check_path(checkpoint, "checkpoint", writable=True)
-    resume = ckpt.check_path(resume, "resume")
+    checkpoint = serialization.check_path(checkpoint, "checkpoint", writable=True,
+                                          optional=True)
+    resume = serialization.check_path(resume, "resume", optional=True)
     if not isinstance(strict, bool):
         raise ValueError(f"strict: expected True or False, got {strict!r}")
 

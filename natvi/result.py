@@ -1,6 +1,7 @@
 """What a fit returns: the posterior, the ELBO trace, draws, k̂ and ArviZ output."""
 
 
+import math
 import os
 
 import numpy as np
@@ -172,7 +173,10 @@ class FitResult:
         Saved: the posterior (every factor's family and natural parameters), the latents,
         ELBO, history, status, iterations, optimizer name and gain. Not saved: the model
         (its data and code); pass it to :func:`natvi.load` to compute log densities again.
+        ``path`` must not be a directory (IsADirectoryError) and its directory must exist
+        (ValueError).
         """
+        path = serialization.check_path(path, "path", writable=True)
         keys = list(self.posterior)
         arrays = {}
         serialization.put_tree(arrays, "natural", {k: q.natural for k, q in
@@ -213,6 +217,10 @@ class SavedModel:
     log_joint = pointwise_log_likelihood = log_density_memory = _missing
 
 
+#: the statuses a fit ends with
+STATUSES = ("converged", "max_iter", "diverged", "interrupted")
+
+
 def load(path, model=None):
     """A :class:`FitResult` written by :meth:`FitResult.save`.
 
@@ -224,25 +232,25 @@ def load(path, model=None):
         The model the result was fitted to (its latents must match); needed by
         ``pareto_k``, ``diagnose`` and ``to_arviz``, not by ``sample``.
     """
-    from natvi.model import Model, standard_factor
+    from natvi.model import Model
 
     if model is not None and not isinstance(model, Model):
         raise ValueError(f"model: expected a natvi Model or None, got {type(model).__name__}")
     meta, arrays = serialization.read(path, "result")
     try:
-        latents = serialization.decode_latents(meta["latents"])
-        families = serialization.decode_factors(meta["factors"])
-        natural = serialization.get_tree(arrays, "natural", list(families))
-        posterior = {}
-        for key, cls in families.items():
-            expected = standard_factor(cls, latents, key).natural.shape
-            if natural[key].shape != expected:
-                raise ValueError(f"factor {key!r} has natural parameters of shape "
-                                 f"{natural[key].shape}, its latents need {expected}")
-            posterior[key] = cls.from_natural(natural[key])
-        history = {name: arrays[f"history|{name}"] for name in meta["history"]}
-        fields = {k: meta[k] for k in ("elbo", "status", "n_iter", "optimizer", "gain")}
-    except Exception as exc:  # any inconsistency of a damaged file
+        latents = serialization.decode_latents(serialization.field(meta, "latents"))
+        families = serialization.decode_factors(serialization.field(meta, "factors"), latents)
+        posterior = {key: _factor(arrays, i, key, cls, latents)
+                     for i, (key, cls) in enumerate(families.items())}
+        n_iter = serialization.number(meta, "n_iter", integer=True, nonnegative=True)
+        history = serialization.get_history(meta, arrays, n_iter)
+        fields = {"elbo": serialization.number(meta, "elbo"),
+                  "status": serialization.choice(meta, "status", STATUSES),
+                  "n_iter": n_iter, "optimizer": _optimizer_name(meta),
+                  "gain": serialization.number(meta, "gain", nonnegative=True, nonfinite=True)}
+    except serialization.Damaged as exc:
+        raise ValueError(f"path: {os.fspath(path)!r} is a damaged natvi result: {exc}") from None
+    except Exception as exc:  # any other inconsistency of a damaged file
         raise ValueError(f"path: {os.fspath(path)!r} is a damaged natvi result "
                          f"({type(exc).__name__}: {exc})") from None
     if model is None:
@@ -251,3 +259,38 @@ def load(path, model=None):
         raise ValueError(f"model: its latents {serialization.encode_latents(model.latents)} "
                          f"are not those of the saved result, {meta['latents']}")
     return FitResult(model=model, posterior=posterior, history=history, **fields)
+
+
+def _factor(arrays, i, key, cls, latents):
+    """Factor ``key`` of family ``cls`` from its natural parameters, member ``natural|i``."""
+    from natvi.families import FullRankGaussian
+    from natvi.model import standard_factor
+
+    member = f"natural|{i}"
+    natural = serialization.array(arrays, member)
+    # Natural parameters hold at least a number per latent value (d + d² for a joint
+    # Gaussian): checked before building a standard member, which would otherwise take
+    # whatever memory hand-edited latent shapes ask for.
+    values = sum(math.prod(latents[name].shape) for name in factors.latent_names(key))
+    if values ** (2 if issubclass(cls, FullRankGaussian) else 1) > natural.size:
+        raise serialization.Damaged(f"{member} holds {natural.size} numbers, too few for "
+                                    f"factor {key!r} over {values} latent values")
+    expected = standard_factor(cls, latents, key).natural.shape
+    if natural.shape != expected:
+        raise serialization.Damaged(f"{member} has shape {natural.shape}, factor {key!r} "
+                                    f"needs {expected}")
+    try:
+        return cls.from_natural(natural)
+    except ValueError as exc:
+        raise serialization.Damaged(f"{member} is outside {cls.__name__}'s domain "
+                                    f"({exc})") from None
+
+
+def _optimizer_name(meta):
+    """The optimizer's name: any non-empty line of text, as a custom optimizer's name is
+    free-form (natvi's read like "adam(0.01)" or "ngd-anderson(30, 0.8)"); it only labels
+    output, so nothing stricter is needed."""
+    name = serialization.field(meta, "optimizer")
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise serialization.Damaged(f"optimizer must be a name on one line, got {name!r}")
+    return name
