@@ -39,7 +39,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def to_arviz(model, draws, log_p, log_q, log_likelihood=None):
+def to_arviz(model, draws, log_p, log_q, log_likelihood=None, attrs=None):
     """Variational draws as ``arviz.InferenceData`` (ArviZ 0.x) or ``DataTree`` (ArviZ ≥ 1.0).
 
     Parameters
@@ -55,6 +55,8 @@ def to_arviz(model, draws, log_p, log_q, log_likelihood=None):
         log q(z) at each draw, on the same parameterization of z as ``log_p``.
     log_likelihood : dict or None
         {observed name: array (S, *obs_shape)} of log p(xᵢ | z) per draw and observation.
+    attrs : dict or None
+        Attributes of the posterior group (e.g. which draws it holds).
 
     Returns
     -------
@@ -86,8 +88,11 @@ def to_arviz(model, draws, log_p, log_q, log_likelihood=None):
     import arviz as az
 
     if arviz_1():
-        return az.from_dict(groups, coords=coords, dims=dims)
-    return az.from_dict(**groups, coords=coords, dims=dims)
+        data = az.from_dict(groups, coords=coords, dims=dims)
+    else:
+        data = az.from_dict(**groups, coords=coords, dims=dims)
+    data["posterior"].attrs.update(attrs or {})
+    return data
 
 
 def _check_draws(draws):

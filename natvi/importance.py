@@ -84,19 +84,21 @@ class ImportanceDraws:
             out[name] = np.stack(cols, axis=-1).reshape((len(q),) + z.shape[1:])
         return out
 
-    def resample(self, n=None, seed=0):
-        """{latent name: array (n, *shape)}: ``n`` draws (default S) resampled by the weights.
+    def resample_index(self, n=None, seed=0):
+        """Indices (n,) into the draws, ``n`` (default S) resampled by the weights.
 
         Systematic resampling: one uniform offset, n evenly spaced points on the weights'
         cumulative sum, so each draw appears ⌊n w̃ₛ⌋ or ⌈n w̃ₛ⌉ times (less variance than
-        multinomial resampling). The result holds about ESS distinct draws.
+        multinomial resampling); about ESS of them are distinct.
         """
         n = len(self.weights) if n is None else check_positive_int(n, "n")
-        rng = as_rng(seed)
-        points = (rng.random() + np.arange(n)) / n
+        points = (as_rng(seed).random() + np.arange(n)) / n
         cdf = np.cumsum(self.weights)
-        index = np.minimum(np.searchsorted(cdf, points * cdf[-1], side="right"),
-                           len(cdf) - 1)
+        return np.minimum(np.searchsorted(cdf, points * cdf[-1], side="right"), len(cdf) - 1)
+
+    def resample(self, n=None, seed=0):
+        """{latent name: array (n, *shape)}: the draws at :meth:`resample_index`."""
+        index = self.resample_index(n, seed)
         return {name: z[index] for name, z in self.draws.items()}
 
     def summary(self):

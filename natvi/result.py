@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from natvi import arviz_bridge, diagnostics, factors, serialization
+from natvi.importance import ImportanceDraws
 from natvi.validation import as_rng, check_draws_memory, check_positive_int
 
 
@@ -106,12 +107,8 @@ class FitResult:
         Raises ValueError, before drawing, when the draws and log p(x, z) at them would not
         fit in memory (see :func:`natvi.validation.check_draws_memory`).
         """
-        if check_positive_int(draws, "draws") < diagnostics.MIN_DRAWS:
-            raise ValueError(f"draws: expected at least {diagnostics.MIN_DRAWS} for a Pareto "
-                             f"tail fit, got {draws}")
-        check_draws_memory(self.model, draws, log_density="log_joint")
-        z = self.sample(draws, seed)
-        return diagnostics.pareto_k(self.model.log_joint(z), self.log_q(z))
+        _, log_p, log_q = self._draws_with_log_densities(draws, seed, "log_joint")
+        return diagnostics.pareto_k(log_p, log_q)
 
     def diagnose(self, draws=1000, seed=0, suggestions=None):
         """Pareto k̂ of the fit and what it means, in words (and what to try when k̂ > 0.7).
@@ -144,34 +141,89 @@ class FitResult:
         return diagnostics.Diagnosis(k_hat, diagnostics.verdict(
             k_hat, draws, tries if suggestions is None else suggestions))
 
-    def to_arviz(self, draws=1000, seed=0):
+    def importance(self, draws=4000, seed=0):
+        """PSIS-corrected estimates of the true posterior from ``draws`` draws of q.
+
+        The draws are weighted by p(x, z) / q(z), Pareto-smoothed (Yao et al. 2018); while
+        k̂ < min(1 − 1/log10 S, 0.7) their weighted means, sds and quantiles estimate the
+        posterior's, not q's (a UserWarning says when they do not).
+
+        Parameters
+        ----------
+        draws : int
+            Number of draws from q, at least 25, that fit in memory with log p(x, z).
+        seed : int, numpy.random.SeedSequence or numpy.random.Generator
+            Seed of the draws; the same seed gives the draws of :meth:`sample`.
+
+        Returns
+        -------
+        natvi.importance.ImportanceDraws
+            ``mean()``, ``sd()``, ``quantile(q)``, ``resample(n)``, ``summary()``, with
+            ``k_hat``, ``ess`` and ``weights``.
+        """
+        z, log_p, log_q = self._draws_with_log_densities(draws, seed, "log_joint")
+        return ImportanceDraws(z, log_p - log_q)
+
+    def _draws_with_log_densities(self, draws, seed, log_density):
+        if check_positive_int(draws, "draws") < diagnostics.MIN_DRAWS:
+            raise ValueError(f"draws: expected at least {diagnostics.MIN_DRAWS} for a Pareto "
+                             f"tail fit, got {draws}")
+        check_draws_memory(self.model, draws, log_density=log_density)
+        z = self.sample(draws, seed)
+        return z, self.model.log_joint(z), self.log_q(z)
+
+    def to_arviz(self, draws=1000, seed=0, psis=False):
         """Draws as ArviZ's own object: ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (≥ 1.0).
 
         Groups: ``posterior`` (one chain), ``log_likelihood`` (when the model has it),
         ``observed_data``, and ``sample_stats`` with ``lp`` = log p(x, z) and
         ``log_q`` = log q(z) per draw, for PSIS diagnostics and approximate-posterior LOO.
+        The posterior group's attributes say which draws it holds: ``natvi_draws`` is
+        ``"q"`` or ``"psis_resampled"``, with ``natvi_description`` in words.
 
         Parameters
         ----------
         draws : int
-            Number of draws from q, stored as one chain.
+            Number of draws, stored as one chain.
         seed : int, numpy.random.SeedSequence or numpy.random.Generator
             Seed of the draws; the same seed gives the draws of :meth:`sample`.
+        psis : bool
+            Hold ``draws`` draws resampled from ``draws`` draws of q by their Pareto-smoothed
+            importance weights (see :meth:`importance`; systematic resampling, so some draws
+            repeat): approximately draws of the true posterior where k̂ is small. ArviZ's
+            ``loo`` then applies as to posterior draws; natvi's approximate-posterior LOO,
+            which corrects draws of q, does not.
 
         Raises ValueError, before drawing, when the draws and the pointwise log-likelihood at
         them would not fit in memory (see :func:`natvi.validation.check_draws_memory`).
         """
         check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood")
         z = self.sample(draws, seed)
-        return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)},
-                                     self.model.log_joint(z), self.log_q(z),
-                                     self.model.pointwise_log_likelihood(z))
+        log_p, log_q = self.model.log_joint(z), self.log_q(z)
+        attrs = {"natvi_draws": "q", "natvi_description": f"{draws} independent draws from "
+                 f"the variational posterior q ({self.family_reason or 'natvi fit'})"}
+        if psis:
+            weighted = ImportanceDraws(z, log_p - log_q)
+            index = weighted.resample_index(draws, seed)
+            z = {name: value[index] for name, value in z.items()}
+            log_p, log_q = log_p[index], log_q[index]
+            attrs = {"natvi_draws": "psis_resampled", "natvi_k_hat": weighted.k_hat,
+                     "natvi_ess": weighted.ess, "natvi_description": (
+                         f"{draws} draws resampled from {draws} draws of q by their "
+                         f"Pareto-smoothed importance weights (k̂ = {weighted.k_hat:.2f}, ESS "
+                         f"= {weighted.ess:.0f}"
+                         f"{'' if weighted.reliable else ', unreliable'}): approximately "
+                         f"draws of the posterior; use az.loo, not natvi's "
+                         f"approximate-posterior LOO")}
+        return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)}, log_p,
+                                     log_q, self.model.pointwise_log_likelihood(z), attrs)
 
     def save(self, path):
         """Write the result to ``path`` (``.npz`` with JSON metadata, no pickle).
 
         Saved: the posterior (every factor's family and natural parameters), the latents,
-        ELBO, history, status, iterations, optimizer name and gain. Not saved: the model
+        ELBO, history, status, iterations, optimizer name, gain and the reason for the
+        families. Not saved: the model
         (its data and code); pass it to :func:`natvi.load` to compute log densities again.
         ``path`` must not be a directory (IsADirectoryError) and its directory must exist
         (ValueError).
@@ -190,6 +242,7 @@ class FitResult:
             "history": list(self.history),
             "elbo": self.elbo, "status": self.status, "n_iter": self.n_iter,
             "optimizer": self.optimizer, "gain": self.gain,
+            "family_reason": self.family_reason,
         }
         serialization.write(path, "result", meta, arrays)
 
@@ -247,7 +300,8 @@ def load(path, model=None):
         fields = {"elbo": serialization.number(meta, "elbo"),
                   "status": serialization.choice(meta, "status", STATUSES),
                   "n_iter": n_iter, "optimizer": _optimizer_name(meta),
-                  "gain": serialization.number(meta, "gain", nonnegative=True, nonfinite=True)}
+                  "gain": serialization.number(meta, "gain", nonnegative=True, nonfinite=True),
+                  "family_reason": _family_reason(meta)}
     except serialization.Damaged as exc:
         raise ValueError(f"path: {os.fspath(path)!r} is a damaged natvi result: {exc}") from None
     except Exception as exc:  # any other inconsistency of a damaged file
@@ -284,6 +338,16 @@ def _factor(arrays, i, key, cls, latents):
     except ValueError as exc:
         raise serialization.Damaged(f"{member} is outside {cls.__name__}'s domain "
                                     f"({exc})") from None
+
+
+def _family_reason(meta):
+    """Why the posterior has its families: text, or None (also for files written before
+    natvi recorded it)."""
+    reason = meta.get("family_reason")
+    if reason is not None and not (isinstance(reason, str) and reason.isprintable()):
+        raise serialization.Damaged(f"family_reason must be a line of text or null, got "
+                                    f"{reason!r}")
+    return reason
 
 
 def _optimizer_name(meta):

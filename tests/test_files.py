@@ -254,6 +254,8 @@ DAMAGED_RESULTS = {
     "optimizer name on two lines": (_set("optimizer", "adam\n(0.01)"), None,
                                     "optimizer must be a name"),
     "no optimizer": (lambda m: m.pop("optimizer"), None, "optimizer is missing"),
+    "family reason a number": (_set("family_reason", 1), None,
+                               "family_reason must be a line of text or null"),
     "history list": (_set("history", ["elbo"]), None, "history must list the arrays"),
     "latent of negative size": (_set("latents", {"p": [[-2], "unit_interval", None]}), None,
                                 "latents must map each name to a valid"),

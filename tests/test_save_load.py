@@ -112,8 +112,8 @@ def _same_number(a, b):
 @pytest.mark.parametrize("with_model", [False, True])
 def test_round_trip_is_lossless(fitted, name, with_model):
     """Factor keys (in order), families, natural parameters, ELBO, status, iterations,
-    optimizer, gain and every history array (seconds included) are identical after
-    save/load, with or without the model."""
+    optimizer, gain, the reason for the families and every history array (seconds
+    included) are identical after save/load, with or without the model."""
     model, result, path = fitted[name]
     loaded = natvi.load(path, model=model if with_model else None)
     assert isinstance(loaded, natvi.FitResult)
@@ -127,6 +127,7 @@ def test_round_trip_is_lossless(fitted, name, with_model):
                                                                  result.optimizer)
     assert loaded.converged == result.converged
     assert _same_number(loaded.gain, result.gain)
+    assert loaded.family_reason == result.family_reason and result.family_reason
     assert list(loaded.history) == list(result.history)
     for key, values in result.history.items():
         assert loaded.history[key].dtype == values.dtype, key
