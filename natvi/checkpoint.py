@@ -39,6 +39,7 @@ class FitState(NamedTuple):
     seconds: float
     status: str
     rng_state: dict
+    best: dict
 
 
 def save(path, fit_state, model, families, optimizer_name):
@@ -46,6 +47,7 @@ def save(path, fit_state, model, families, optimizer_name):
     keys = list(families)
     arrays = {}
     serialization.put_tree(arrays, "params", fit_state.params, keys)
+    serialization.put_tree(arrays, "best", fit_state.best, keys)
     serialization.put_tree(arrays, "grad", fit_state.grad, keys)
     serialization.put_tree(arrays, "natural_grad", fit_state.natural_grad, keys)
     state_layout = serialization.put_state(arrays, "opt", fit_state.opt_state, keys)
@@ -172,8 +174,13 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
     _check_state(arrays, opt_state, opt_template, keys, path)
     n_iter = serialization.number(meta, "n_iter", integer=True, nonnegative=True)
     count = {"integer": True, "nonnegative": True}
+    params = _tree(arrays, "params", keys, params_template, path)
+    # the best iterate of a deterministic fit; checkpoints from before natvi kept it hold
+    # the current one only
+    has_best = any(name.startswith("best|") for name in arrays)
     return FitState(
-        params=_tree(arrays, "params", keys, params_template, path),
+        params=params,
+        best=_tree(arrays, "best", keys, params_template, path) if has_best else params,
         opt_state=opt_state,
         value=float(serialization.array(arrays, "value", shape=())),
         grad=_tree(arrays, "grad", keys, params_template, path),

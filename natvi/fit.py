@@ -130,6 +130,7 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         history = _History()
         history.add(ev.value, 0.0, objective.n_evals, time.perf_counter() - start, 0)
         recent = deque(maxlen=WINDOW)  # last iterates, averaged at the end of stochastic fits
+        best = params  # the iterate of the highest ELBO, returned if a deterministic fit falls
         first, status = 1, "max_iter"
     else:
         saved = _restore(resume, model, families, opt, objective, rng)
@@ -138,6 +139,7 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         ev = objective.evaluation_at(params, saved)
         history = _History.from_arrays(saved.history)
         recent = deque(saved.recent, maxlen=WINDOW)
+        best = saved.best
         first, status = saved.n_iter + 1, saved.status
     # Counters, generator and verdict as of the last completed iteration: an interrupted
     # one may have spent evaluations and draws that the resumed fit will spend again, and
@@ -150,7 +152,7 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
             ckpt.save(checkpoint, ckpt.FitState(
                 params, state, ev.value, ev.grad, ev.natural_grad, ev.aux["gain"],
                 history.as_arrays(), list(recent), len(history.elbo) - 1, snapshot[0],
-                history.seconds[-1], verdict, snapshot[1]), model, families, opt.name)
+                history.seconds[-1], verdict, snapshot[1], best), model, families, opt.name)
 
     bar = None
     try:
@@ -167,6 +169,8 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
                     status = "diverged"
                     break
                 moved = any(np.any(new_params[k] != params[k]) for k in params)
+                if model.deterministic and new_ev.value > max(history.elbo):
+                    best = new_params
                 params, state, ev = new_params, new_state, new_ev
                 if not model.deterministic:
                     recent.append(params)
@@ -193,16 +197,44 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         if bar is not None:
             bar.close()
     save(status)
-    n_done = len(history.elbo) - 1
-    if status == "diverged" and strict:
-        raise DivergenceError(f"fit diverged after {n_done} iterations: no step could be taken "
-                              f"without leaving the domain or making the ELBO non-finite "
-                              f"(last ELBO {ev.value:.6g})")
     if recent and status != "diverged":
         ev = _averaged(objective, recent, ev)
+    status, message, ev = _outcome(status, ev, best, history.elbo, objective, opt.name,
+                                   model.deterministic)
+    if status == "diverged" and strict:
+        raise DivergenceError(f"fit {message} (last ELBO {history.elbo[-1]:.6g})")
     return FitResult(model=model, posterior=ev.aux["posterior"], elbo=ev.value,
-                     history=history.as_arrays(), status=status, n_iter=n_done,
-                     optimizer=opt.name, gain=ev.aux["gain"], family_reason=family_reason)
+                     history=history.as_arrays(), status=status, n_iter=len(history.elbo) - 1,
+                     optimizer=opt.name, gain=ev.aux["gain"], family_reason=family_reason,
+                     message=message)
+
+
+def _outcome(status, ev, best, elbos, objective, optimizer, deterministic):
+    """(status, message, evaluation returned) at the end of a fit.
+
+    On a deterministic ELBO, an optimizer without an ELBO safeguard (the Euclidean ones) may
+    end below its best iterate: that iterate is returned, and a fall below the starting
+    ELBO is a divergence. A converged fit keeps its stationary point.
+    """
+    n = len(elbos) - 1
+    message = {
+        "converged": f"converged after {n} iterations of {optimizer}",
+        "max_iter": f"stopped at max_iter = {n} iterations of {optimizer}, not converged: raise "
+                    f"max_iter, or try another optimizer",
+        "diverged": f"diverged after {n} iterations of {optimizer}: no step could be taken "
+                    f"without leaving the domain or making the ELBO non-finite; the last good "
+                    f"iterate is returned",
+        "interrupted": f"interrupted after {n} iterations of {optimizer}",
+    }[status]
+    if not deterministic or status == "converged" or not ev.value < max(elbos):
+        return status, message, ev
+    if elbos[-1] < elbos[0]:
+        status = "diverged"
+        message = (f"diverged: the ELBO of {optimizer} fell from {elbos[0]:.6g} at the start to "
+                   f"{elbos[-1]:.6g} after {n} iterations")
+    ev = objective(best)
+    return status, (f"{message}; the best iterate, iteration {int(np.argmax(elbos))} (ELBO "
+                    f"{ev.value:.6g}), is returned"), ev
 
 
 class DivergenceError(RuntimeError):

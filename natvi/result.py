@@ -42,10 +42,12 @@ class FitResult:
     family_reason : str or None
         Why the posterior has the families it has (``fit(..., family="auto")`` says what
         the model chose and why); None for a result loaded from a file written without it.
+    message : str
+        The status in a sentence, e.g. which iterate is returned when the ELBO fell.
     """
 
     def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain,
-                 family_reason=None):
+                 family_reason=None, message=None):
         self.model = model
         self.posterior = posterior
         self.elbo = float(elbo)
@@ -55,6 +57,7 @@ class FitResult:
         self.optimizer = optimizer
         self.gain = float(gain)
         self.family_reason = family_reason
+        self.message = message or status
 
     @property
     def converged(self):
@@ -222,8 +225,8 @@ class FitResult:
         """Write the result to ``path`` (``.npz`` with JSON metadata, no pickle).
 
         Saved: the posterior (every factor's family and natural parameters), the latents,
-        ELBO, history, status, iterations, optimizer name, gain and the reason for the
-        families. Not saved: the model
+        ELBO, history, status and its message, iterations, optimizer name, gain and the
+        reason for the families. Not saved: the model
         (its data and code); pass it to :func:`natvi.load` to compute log densities again.
         ``path`` must not be a directory (IsADirectoryError) and its directory must exist
         (ValueError).
@@ -242,9 +245,26 @@ class FitResult:
             "history": list(self.history),
             "elbo": self.elbo, "status": self.status, "n_iter": self.n_iter,
             "optimizer": self.optimizer, "gain": self.gain,
-            "family_reason": self.family_reason,
+            "family_reason": self.family_reason, "message": self.message,
         }
         serialization.write(path, "result", meta, arrays)
+
+    def summary(self):
+        """The fit in a few lines: status, ELBO, cost, and the family and why."""
+        hist = self.history
+        lines = [f"natvi fit: {self.message}",
+                 f"  ELBO (a lower bound on log p(x)): {self.elbo:.6g}",
+                 f"  {int(hist['grad_evals'][-1])} ELBO evaluations, "
+                 f"{float(hist['seconds'][-1]):.2f} s"]
+        families = ", ".join(f"{'(' + ', '.join(k) + ')' if isinstance(k, tuple) else k}: "
+                             f"{type(q).__name__}" for k, q in self.posterior.items())
+        lines.append(f"  family: {families}")
+        if self.family_reason:
+            lines.append(f"    ({self.family_reason})")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
 
     def __repr__(self):
         return (f"FitResult(status={self.status!r}, elbo={self.elbo:.6g}, n_iter={self.n_iter}, "
@@ -301,7 +321,8 @@ def load(path, model=None):
                   "status": serialization.choice(meta, "status", STATUSES),
                   "n_iter": n_iter, "optimizer": _optimizer_name(meta),
                   "gain": serialization.number(meta, "gain", nonnegative=True, nonfinite=True),
-                  "family_reason": _family_reason(meta)}
+                  "family_reason": _optional_text(meta, "family_reason"),
+                  "message": _optional_text(meta, "message")}
     except serialization.Damaged as exc:
         raise ValueError(f"path: {os.fspath(path)!r} is a damaged natvi result: {exc}") from None
     except Exception as exc:  # any other inconsistency of a damaged file
@@ -340,14 +361,13 @@ def _factor(arrays, i, key, cls, latents):
                                     f"({exc})") from None
 
 
-def _family_reason(meta):
-    """Why the posterior has its families: text, or None (also for files written before
-    natvi recorded it)."""
-    reason = meta.get("family_reason")
-    if reason is not None and not (isinstance(reason, str) and reason.isprintable()):
-        raise serialization.Damaged(f"family_reason must be a line of text or null, got "
-                                    f"{reason!r}")
-    return reason
+def _optional_text(meta, key):
+    """``meta[key]``, a line of text, or None (also for files written before natvi wrote
+    it)."""
+    text = meta.get(key)
+    if text is not None and not (isinstance(text, str) and text.isprintable()):
+        raise serialization.Damaged(f"{key} must be a line of text or null, got {text!r}")
+    return text
 
 
 def _optimizer_name(meta):

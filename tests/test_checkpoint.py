@@ -30,6 +30,8 @@ from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.model import Latent, Model
 from natvi.models import EightSchools, LogisticRegression
 
+MF = MeanFieldGaussian  # the logistic fits here are mean-field, as before "auto"
+
 #: The fits, as source shared by this file and the subprocesses it starts, so that both build
 #: exactly the same model, optimizer and settings.
 CASES_SOURCE = textwrap.dedent("""
@@ -51,12 +53,13 @@ CASES_SOURCE = textwrap.dedent("""
         if case == "eight_schools":
             return EightSchools(), "ngd", ({"seed": 3} if full else {"seed": 3, "max_iter": 25})
         X, y = standardized_breast_cancer()
+        mf = {"family": natvi.MeanFieldGaussian}
         if case == "logistic_ngd":
-            return LogisticRegression(X, y), "ngd", {}
+            return LogisticRegression(X, y), "ngd", mf
         if case == "logistic_line_search":
-            return LogisticRegression(X, y), natvi.optim.natural_gradient(1.0), {}
+            return LogisticRegression(X, y), natvi.optim.natural_gradient(1.0), mf
         if case == "logistic_adam":
-            return LogisticRegression(X, y), "adam", {"max_iter": 1000 if full else 150}
+            return LogisticRegression(X, y), "adam", {"max_iter": 1000 if full else 150, **mf}
         raise ValueError(case)
 """)
 _CASES = {}
@@ -235,7 +238,7 @@ def test_converged_checkpoint_returns_at_once(reference, tmp_path):
     assert checkpoint_meta(tmp_path / "done.npz")["status"] == "converged"
     fresh, _, _ = build("logistic_ngd", full=False)
     calls = _count_calls(fresh)
-    again = natvi.fit(fresh, optimizer, resume=tmp_path / "done.npz", max_iter=5000)
+    again = natvi.fit(fresh, optimizer, resume=tmp_path / "done.npz", max_iter=5000, **kwargs)
     assert calls[0] == 0
     assert_same_fit(again, reference["logistic_ngd"])
 
@@ -449,21 +452,22 @@ def logistic_checkpoint(tmp_path_factory):
     """A three-iteration NGD checkpoint of breast-cancer logistic regression."""
     path = tmp_path_factory.mktemp("ckpt") / "logistic.npz"
     X, y = _standardized()
-    natvi.fit(LogisticRegression(X, y), "ngd", max_iter=3, checkpoint=path)
+    natvi.fit(LogisticRegression(X, y), "ngd", max_iter=3, checkpoint=path, family=MF)
     return path
 
 
 def _other_fits():
     X, y = _standardized()
+    mf = {"family": MF}
     return {
-        "no intercept": (LogisticRegression(X, y, fit_intercept=False), "ngd", {}),
-        "fewer features": (LogisticRegression(X[:, :5], y), "ngd", {}),
+        "no intercept": (LogisticRegression(X, y, fit_intercept=False), "ngd", mf),
+        "fewer features": (LogisticRegression(X[:, :5], y), "ngd", mf),
         "other model": (EightSchools(), "ngd", {}),
         "full-rank family": (LogisticRegression(X, y), "ngd", {"family": FullRankGaussian}),
-        "adam": (LogisticRegression(X, y), "adam", {}),
-        "other step": (LogisticRegression(X, y), natvi.optim.natural_gradient(0.5), {}),
+        "adam": (LogisticRegression(X, y), "adam", mf),
+        "other step": (LogisticRegression(X, y), natvi.optim.natural_gradient(0.5), mf),
         "adam named ngd(1)": (LogisticRegression(X, y),
-                              natvi.optim.adam(0.01)._replace(name="ngd(1)"), {}),
+                              natvi.optim.adam(0.01)._replace(name="ngd(1)"), mf),
     }
 
 

@@ -483,3 +483,83 @@ def test_keyboard_interrupt_from_callback(small_model):
     assert result.elbo == seen[-1][1] == result.history["elbo"][-1]
     assert len(result.history["elbo"]) == 4
     assert _all_finite(result.posterior)
+
+
+# ---- Euclidean optimizers that go downhill ------------------------------------------------
+def _scaled_column_model():
+    """Breast cancer with one standardized column multiplied by 1e8: plain gradient steps
+    on it overshoot by orders of magnitude."""
+    from natvi.data import load_breast_cancer
+
+    X, y, _ = load_breast_cancer()
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    X[:, 0] *= 1e8
+    return LogisticRegression(X, y)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_a_collapsed_elbo_is_diverged_and_the_best_iterate_is_returned(name):
+    """sgd and adam end far below their own start (−9e17 and −1e7 from −517): the status is
+    "diverged", the message says so, and the result holds the best iterate (here the
+    start), its ELBO the history's maximum; strict=True raises."""
+    model = _scaled_column_model()
+    with np.errstate(all="ignore"):
+        result = natvi.fit(model, name, family=MeanFieldGaussian, max_iter=300)
+    elbos = result.history["elbo"]
+    assert elbos[-1] < elbos[0] - 1e3
+    assert result.status == "diverged" and not result.converged
+    assert "fell from" in result.message and "best iterate" in result.message
+    assert result.elbo == elbos.max()
+    assert natvi.elbo(model, result.posterior)[0] == result.elbo
+    assert result.n_iter == 300
+    with pytest.raises(natvi.DivergenceError, match="fell from"), \
+            np.errstate(all="ignore"):
+        natvi.fit(model, name, family=MeanFieldGaussian, max_iter=300, strict=True)
+
+
+def test_an_optimizer_that_ends_below_its_best_returns_the_best():
+    """Adam with a large step oscillates: it ends below its best iterate but above its
+    start, so it stops at max_iter and returns the best iterate, saying which."""
+    model = _correlated_model()
+    result = natvi.fit(model, optim.adam(0.5), family=MeanFieldGaussian, max_iter=40)
+    elbos = result.history["elbo"]
+    assert elbos[0] < elbos[-1] < elbos.max()
+    assert result.status == "max_iter"
+    assert result.elbo == elbos.max()
+    assert f"iteration {int(np.argmax(elbos))} " in result.message
+
+
+def test_the_best_iterate_survives_a_checkpoint(tmp_path):
+    """Interrupted after its best iterate (37 of 40) and resumed from the checkpoint, the
+    oscillating Adam fit returns the same best iterate as the uninterrupted one."""
+    model, opt = _correlated_model(), optim.adam(0.5)
+    want = natvi.fit(model, opt, family=MeanFieldGaussian, max_iter=40)
+
+    def stop(n_iter, elbo, posterior):
+        if n_iter == 38:
+            raise KeyboardInterrupt
+
+    natvi.fit(model, opt, family=MeanFieldGaussian, max_iter=40, callback=stop,
+              checkpoint=tmp_path / "c.npz")
+    got = natvi.fit(model, opt, family=MeanFieldGaussian, max_iter=40,
+                    resume=tmp_path / "c.npz")
+    assert got.elbo == want.elbo == want.history["elbo"][37]
+    for key, q in want.posterior.items():
+        np.testing.assert_array_equal(got.posterior[key].natural, q.natural)
+
+
+def test_the_default_family_and_why_are_recorded_and_printed():
+    """family="auto" (the default): a GLM small enough gets one full-rank Gaussian over the
+    intercept and coefficients; the result records why and its summary prints it. A family
+    given by the caller is recorded as such."""
+    model = _correlated_model()
+    result = natvi.fit(model)
+    assert list(result.posterior) == [("intercept", "coef")]
+    assert result.family_reason.startswith("a full-rank Gaussian over the intercept and the")
+    text = str(result)
+    assert result.message in text and "FullRankGaussian" in text
+    assert result.family_reason in text
+    mf = natvi.fit(model, family=MeanFieldGaussian)
+    assert mf.family_reason == "given by the caller"
+    with pytest.raises(ValueError, match="^family: expected \\"auto\\""):
+        natvi.fit(model, family="full_rank")
