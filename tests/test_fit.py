@@ -561,5 +561,5 @@ def test_the_default_family_and_why_are_recorded_and_printed():
     assert result.family_reason in text
     mf = natvi.fit(model, family=MeanFieldGaussian)
     assert mf.family_reason == "given by the caller"
-    with pytest.raises(ValueError, match="^family: expected \\"auto\\""):
+    with pytest.raises(ValueError, match='^family: expected "auto"'):
         natvi.fit(model, family="full_rank")
