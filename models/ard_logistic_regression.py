@@ -112,7 +112,7 @@ class ARDLogisticRegression(GeneralizedLinearModel):
         return out
 
     def log_joint(self, draws):
-        lp = self.pointwise_log_likelihood(draws)["y"].sum(axis=1)
+        lp = self._log_likelihood(draws)
         lam, w = np.asarray(draws["precision"]), np.asarray(draws["coef"])
         a, b = self.precision_shape, self.precision_rate
         lp = lp + np.sum(0.5 * (np.log(lam) - _LOG_2PI) - 0.5 * lam * w**2

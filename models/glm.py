@@ -232,22 +232,54 @@ class GeneralizedLinearModel(Model):
         return glm.expected_log_prior(posterior, self.prior_scales)
 
     # ---- log densities at draws -----------------------------------------------------
-    def _linear_predictor(self, draws):
-        eta = draws["coef"] @ self.X.T + self.offset
+    #: rows of X per block of the log densities at draws: S × this many values at a time
+    DRAW_ROWS = 4096
+
+    def _linear_predictor(self, draws, rows=slice(None)):
+        """ηᵢ at each draw for the ``rows`` of X, shape (S, rows)."""
+        x = np.asarray(self.X[rows], dtype=float)
+        eta = np.asarray(draws["coef"]) @ x.T + self.offset[rows]
         if self.fit_intercept:
             eta = eta + np.asarray(draws["intercept"])[:, None]
         return eta
 
+    def _row_blocks(self):
+        n = self.X.shape[0]
+        return [slice(start, min(start + self.DRAW_ROWS, n))
+                for start in range(0, n, self.DRAW_ROWS)]
+
     def pointwise_log_likelihood(self, draws):
-        return {"y": self.likelihood.log_prob(self.y, self._linear_predictor(draws))}
+        n_draws = len(np.asarray(draws["coef"]))
+        out = np.empty((n_draws, self.X.shape[0]))
+        for rows in self._row_blocks():
+            out[:, rows] = self.likelihood.log_prob(self.y[rows],
+                                                    self._linear_predictor(draws, rows))
+        return {"y": out}
+
+    def _log_likelihood(self, draws):
+        """log p(y | z) at each draw, shape (S,): block by block, S × DRAW_ROWS values at a
+        time, never S × N."""
+        total = np.zeros(len(np.asarray(draws["coef"])))
+        for rows in self._row_blocks():
+            total += self.likelihood.log_prob(self.y[rows],
+                                              self._linear_predictor(draws, rows)).sum(axis=1)
+        return total
 
     def log_joint(self, draws):
-        lp = self.pointwise_log_likelihood(draws)["y"].sum(axis=1)
+        lp = self._log_likelihood(draws)
+        n_draws = len(lp)
         for name, s in self.prior_scales.items():
-            w = np.asarray(draws[name]).reshape(lp.shape[0], -1)
+            w = np.asarray(draws[name]).reshape(n_draws, -1)
             s = np.ravel(s)
             lp = lp + np.sum(-0.5 * (_LOG_2PI + 2 * np.log(s)) - w**2 / (2 * s * s), axis=1)
         return lp
+
+    def log_density_memory(self, draws, pointwise=False):
+        """Rough peak bytes of the log densities at ``draws`` draws: three arrays of draws ×
+        DRAW_ROWS (a block's predictors, log-likelihoods and a temporary), plus the
+        draws × N result of the pointwise log-likelihood."""
+        block = min(self.DRAW_ROWS, self.X.shape[0])
+        return 8 * draws * (3 * block + (self.X.shape[0] if pointwise else 1))
 
     def _response(self, y, n):
         """The validated response, shape (n,)."""
