@@ -20,14 +20,15 @@ from natvi.validation import (
 
 _LOG_2PI = np.log(2 * np.pi)
 
-#: ``family="auto"`` fits one full-rank Gaussian over the intercept and the k coefficients
-#: when an ELBO evaluation's N·k² multiply-adds (the predictors' variances and the
-#: gradient's Dᵀ diag(g) D) stay below this, and k below FULL_RANK_MAX_DIM (its O(k³)
-#: steps); else mean-field Gaussians. Measured (examples/benchmark.py, 2 cores): a
-#: full-rank fit of 100,000 × 50 (N·k² = 2.6e8) takes ~10 evaluations of ~0.1 s; at 1e9
-#: an evaluation takes ~0.5 s, where mean-field needs 0.04 s.
-FULL_RANK_BUDGET = 1e9
-FULL_RANK_MAX_DIM = 1000
+#: ``family="auto"`` fits one full-rank Gaussian over the intercept and the k = D + 1
+#: coefficients while an ELBO evaluation's N·k² multiply-adds (the predictors' variances
+#: and the gradient's Dᵀ diag(g) D) stay within this and k within FULL_RANK_MAX_DIM (the
+#: family's O(k³) work, and iterations, grow with k); else mean-field Gaussians. Measured
+#: by examples/family_cost.py on 2 cores: the full-rank fit then takes at most ~4 s (100,000
+#: × 100: 1.8 s against 0.5 s mean-field; 10,000 × 300: 2.0 s against 0.14 s), where
+#: beyond it 1,000,000 × 100 takes 10 s (4.4 s) and 5,000 × 1,000 26 s (0.75 s).
+FULL_RANK_BUDGET = 2e9
+FULL_RANK_MAX_DIM = 301
 
 
 def design_matrix(X):

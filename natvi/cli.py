@@ -96,7 +96,7 @@ def _build_parser():
                      help="natural gradient (default) or Adam with its defaults")
     fit.add_argument("--family", choices=tuple(FAMILIES), default="auto",
                      help="auto (default): one full-rank Gaussian over the intercept and "
-                          "coefficients where affordable (N·k² ≤ 1e9), else independent "
+                          "coefficients where affordable (N·k² ≤ 2e9, k ≤ 301), else independent "
                           "Gaussians, as the output says; or force mean_field or full_rank")
     fit.add_argument("--max-iter", type=_positive_int, default=1000, metavar="N",
                      help="maximum optimizer steps (default 1000)")
