@@ -8,6 +8,7 @@ predictors) and maximized by scipy's L-BFGS-B over (mean, log-scale).
 
 import numpy as np
 import pytest
+from optimum import maximize
 from scipy import optimize, special, stats
 
 import natvi
@@ -15,7 +16,6 @@ from natvi import reference
 from natvi.data import load_breast_cancer
 from natvi.families import MeanFieldGaussian
 from natvi.models import LogisticRegression
-from optimum import maximize
 
 
 # ---- an independent ELBO ----------------------------------------------------------------

@@ -10,13 +10,13 @@ quadrature), as tests/test_logistic_regression.py does for logistic regression.
 
 import numpy as np
 import pytest
+from optimum import maximize
 from scipy import optimize, special, stats
 
 import natvi
 from natvi import reference
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.models import PoissonRegression, ProbitRegression
-from optimum import maximize
 
 N, D = 200, 3
 
