@@ -142,7 +142,8 @@ class FitResult:
         if hint:
             tries.append(hint)
         return diagnostics.Diagnosis(k_hat, diagnostics.verdict(
-            k_hat, draws, tries if suggestions is None else suggestions))
+            k_hat, draws, tries if suggestions is None else suggestions),
+            diagnostics.k_hat_se(k_hat, draws))
 
     def importance(self, draws=4000, seed=0):
         """PSIS-corrected estimates of the true posterior from ``draws`` draws of q.

@@ -106,8 +106,9 @@ def test_installed_command_fits_breast_cancer(tmp_path):
                                                                              abs=1e-3)
     stats = az.from_netcdf(out)["sample_stats"]
     k_hat = diagnostics.pareto_k(stats["lp"].values.ravel(), stats["log_q"].values.ravel())
-    assert f"Pareto k̂ = {k_hat:.2f} from 300 draws" in text
-    advice = ["a full-rank family (--family full_rank)", "more draws (--draws)"]
+    se = diagnostics.k_hat_se(k_hat, 300)
+    assert f"Pareto k̂ = {k_hat:.2f} ± {se:.2f} from 300 draws" in text
+    advice = ["more draws (--draws)"]  # the default fit is full-rank here
     verdict = reference.diagnose(draws=300, seed=0, suggestions=advice).message
     assert verdict.split(": ", 1)[1] in text
     assert "FullRankGaussian" not in text  # no Python in the command's advice
@@ -420,11 +421,11 @@ def test_out_may_not_be_the_data_file(capsys, tmp_path, command, name):
 ])
 def test_advice_names_the_command_options(capsys, monkeypatch, csv, family, advice):
     """When k̂ is high, the advice names this command's options, not Python calls."""
-    monkeypatch.setattr(natvi.FitResult, "pareto_k", lambda self, draws=1000, seed=0: 1.5)
+    monkeypatch.setattr(natvi.FitResult, "pareto_k", lambda self, draws=1000, seed=0: 3.0)
     code, text, err = _run(capsys, "fit", csv, "--target", "y", "--family", family, "--draws",
                            "100")
     assert code == 0 and err == ""
-    assert "Pareto k̂ = 1.50 from 100 draws: unreliable" in text
+    assert "Pareto k̂ = 3.00 ± 0.89 from 100 draws: unreliable" in text
     assert advice in text
     assert "FullRankGaussian" not in text and "fit(" not in text
 
