@@ -21,11 +21,18 @@ def _run(script, *args, cwd):
 
 @pytest.mark.slow
 def test_quickstart(tmp_path):
+    """The default fit is full-rank, says so and why; its k̂ is good; LOO is finite; the
+    mean-field comparison is unreliable."""
     out = _run("quickstart.py", cwd=tmp_path)
     assert "coef[worst_texture]" in out  # DataFrame column names reach ArviZ
-    assert re.search(r"status: converged after \d+ natural-gradient iterations", out)
-    assert re.search(r"Pareto k̂ = \d+\.\d+ from 2000 draws", out)
-    assert "approximate-posterior PSIS-LOO" in out
+    assert re.search(r"natvi fit: converged after \d+ iterations of ngd", out)
+    assert "family: (intercept, coef): FullRankGaussian" in out
+    assert "a full-rank Gaussian over the intercept and the 30 coefficients" in out
+    k_hat = re.search(r"Pareto k̂ = (\d+\.\d+) ± \d+\.\d+ from 4000 draws: (\w+)", out)
+    assert k_hat and k_hat.group(2) == "good", out
+    assert "Approximate-posterior PSIS-LOO" in out
+    assert re.search(r"elpd_loo\s+-\d+\.\d+\s+\d+\.\d+", out)
+    assert re.search(r"Pareto k̂ = \d+\.\d+ ± \d+\.\d+ from 4000 draws: unreliable", out)
 
 
 @pytest.mark.slow
