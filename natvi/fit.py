@@ -30,7 +30,7 @@ DEFAULT_FAMILIES = {"real": MeanFieldGaussian, "positive": LogNormal, "unit_inte
                     "simplex": Dirichlet, "binary": Bernoulli, "categorical": Categorical}
 
 #: deterministic engines: stop when a unit natural-gradient step would gain less than this (nats)
-DEFAULT_TOL_DETERMINISTIC = 1e-10
+DEFAULT_TOL_DETERMINISTIC = 1e-13
 #: stochastic engines: stop when the windowed mean ELBO changes by less than this, relatively
 DEFAULT_TOL_STOCHASTIC = 1e-3
 #: iterations per window of the stochastic convergence rule
@@ -67,7 +67,7 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         Maximum number of optimizer steps (counted from the start, also when resuming).
     tol : float, optional
         Convergence tolerance. For a deterministic ELBO: the ELBO gain of a unit
-        natural-gradient step, ½⟨∇_μ L, F ∇_μ L⟩, in nats (default 1e-10). For a
+        natural-gradient step, ½⟨∇_μ L, F ∇_μ L⟩, in nats (default 1e-13). For a
         stochastic ELBO: the relative change of its mean over windows of 50 steps
         (default 1e-3).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
