@@ -349,3 +349,22 @@ def test_loo_result_made_without_n_draws_keeps_its_five_fields():
     assert res.n_draws is None and res.elpd == -1.0
     assert "Computed from 2 observations" in str(res)
     assert "(-Inf, 0.70]   (good)         1   50.0%" in str(res)
+
+
+def test_default_draws_follow_the_cost_of_log_p():
+    """4000 draws where log p(x, z) at them is cheap, fewer as the data grow, 1000 at
+    least; diagnose and importance use them."""
+    import natvi
+    from natvi.models import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    for n, want in ((200, 4000), (200_000, 2000), (700_000, 1000)):
+        X = rng.normal(size=(n, 30))
+        model = LogisticRegression(X, (X[:, 0] > 0).astype(float))
+        result = natvi.FitResult(model=model, posterior=model.initial_posterior(
+            {"intercept": natvi.MeanFieldGaussian, "coef": natvi.MeanFieldGaussian}),
+            elbo=0.0, history={}, status="max_iter", n_iter=0, optimizer="none", gain=0.0)
+        assert result.default_draws() == want
+    small = natvi.fit(LogisticRegression(X[:200], (X[:200, 0] > 0).astype(float)))
+    assert "from 4000 draws" in small.diagnose().message
+    assert len(small.importance(seed=1).weights) == 4000
