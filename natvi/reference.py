@@ -103,8 +103,10 @@ def logistic(y, a, b):
 
 
 def _mills(x):
-    """φ(x)/Φ(x), finite for any x."""
-    return np.exp(-0.5 * x * x - 0.5 * _LOG_2PI - special.log_ndtr(x))
+    """φ(x)/Φ(x), finite for any x: √(2/π) / erfcx(−x/√2), whose Gaussian factors cancel
+    exactly."""
+    with np.errstate(over="ignore"):
+        return np.sqrt(2 / np.pi) / special.erfcx(-x / np.sqrt(2))
 
 
 def probit(y, a, b):

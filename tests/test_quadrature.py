@@ -275,7 +275,8 @@ def test_rules_per_row():
                                                      8, 12, 48, quadrature.WIDE, quadrature.WIDE]
     assert list(quadrature.rules(logistic, var, 64)) == [quadrature.NARROW] * 2 + [64] * 4 + [
         quadrature.WIDE] * 2
-    assert list(quadrature.rules(likelihoods.probit, var)) == [8, 8, 8, 12, 12, 48, 48, 128]
+    assert list(quadrature.rules(likelihoods.probit, var)) == [8, 8, 8, 12, 12, 48, 48,
+                                                                 quadrature.WIDE]
     bare = logistic._replace(narrow=None, wide=None, nodes=())
     assert list(quadrature.rules(bare, var)) == [quadrature.DEFAULT_NODES] * var.size
 
@@ -346,3 +347,34 @@ def test_narrow_rows_go_through_the_series_and_others_do_not():
     assert abs(got[0] - ref[0]) < 1e-12 * np.sum(np.abs(f(y, a)))
     assert_allclose(got[1], ref[1], rtol=0, atol=1e-14)
     assert_allclose(got[2], ref[2], rtol=0, atol=3e-12)
+
+
+@pytest.mark.parametrize("y", YS)
+@pytest.mark.parametrize("k, sd", [(0.0, 2.5), (-1.0, 5.0), (3.0, 30.0), (-5.0, 1e3),
+                                   (0.5, 1e6)])
+def test_probit_wide_rule_against_mpmath(y, k, sd):
+    """Probit predictors wider than sd 2 (where 128 Gauss–Hermite nodes stop sufficing) use
+    composite Gauss–Legendre panels graded towards the bend of log Φ: the value to 1e-14
+    relative to max(1, |value|), the derivatives (Bonnet, Stein, with the Mills ratio from
+    erfcx) to 1e-12 relative to their own size, against 30-digit quadrature."""
+    import mpmath as mp
+
+    mp.mp.dps = 30
+    s, a = 2 * y - 1, k * sd
+
+    def log_cdf(x):  # log Φ(u) = log1p(−Φ(−u)) where 1 − Φ(u) is below 30 digits
+        u = s * x
+        return mp.log1p(-mp.ncdf(-u)) if u > 0 else mp.log(mp.ncdf(u))
+
+    def mills(x):
+        return s * mp.npdf(s * x) / mp.ncdf(s * x)
+
+    cuts = sorted({a - 40 * sd, a - 8 * sd, a, a + 8 * sd, a + 40 * sd} | (
+        {-1.0, 0.0, 1.0} if a - 40 * sd < 0 < a + 40 * sd else set()))
+    want = [float(mp.quad(lambda x, g=g: g(x) * mp.npdf(x, a, sd), cuts)) for g in
+            (log_cdf, mills, lambda x: mills(x) * (x - a) / (2 * sd * sd))]
+    got = [v[0] for v in likelihoods.probit.wide(np.array([y]), np.array([a]),
+                                                  np.array([sd * sd]))]
+    assert abs(got[0] - want[0]) <= 1e-14 * max(1.0, abs(want[0]))
+    for g, w in zip(got[1:], want[1:], strict=True):
+        assert abs(g - w) <= 1e-12 * abs(w) + 1e-300
