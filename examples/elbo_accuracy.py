@@ -102,7 +102,7 @@ def main():
                 {KEY: family} if family is natvi.FullRankGaussian
                 else {"intercept": family, "coef": family})]
             result = natvi.fit(model, family=family, progress=False,
-                               callback=lambda i, elbo, q: seen.append(q))
+                               callback=lambda i, elbo, q, seen=seen: seen.append(q))
             # the history holds the ELBO natvi reported at each iterate (with the start)
             gaps = [abs(natvi_elbo - reference.elbo(model, *moments(q))[0])
                     for natvi_elbo, q in zip(result.history["elbo"], seen, strict=True)]
