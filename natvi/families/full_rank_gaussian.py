@@ -348,6 +348,15 @@ class FullRankGaussian(ExponentialFamily):
         return _factors_of_natural(eta)[1]
 
     # ---- usual parameters ------------------------------------------------------
+    def _accept(self, eta):
+        # The domain check is the O(d³) Cholesky work the instance needs: keep its result
+        # (the cached _factors), so that it is done once per instance, not twice.
+        factors, ok = _factors_of_natural(eta)
+        for value in factors.values():
+            value.flags.writeable = False
+        self.__dict__["_factors"] = factors
+        return ok
+
     @cached_property
     def _factors(self):
         # O(d³) Cholesky work once per (immutable) instance; everything below reads it.
