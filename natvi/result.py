@@ -103,9 +103,9 @@ class FitResult:
         :data:`DRAWS_BUDGET` multiply-adds (draws × observed values × latent values).
 
         k̂'s seed-to-seed spread shrinks only as S^(−1/4) (±0.15 at 1000 draws, ±0.1 at
-        4000: examples/diagnostics_stability.py), while its cost grows as S: 4000 draws of
-        a 100,000 × 50 logistic regression take ~15 s on 2 cores, of 1,000,000 × 100 more
-        than a minute, where 1000 take ~25 s.
+        4000: examples/diagnostics_stability.py), while its cost grows as S: on 2 cores,
+        4000 draws of a 100,000 × 50 logistic regression take ~15 s, and 1000 draws of
+        1,000,000 × 100 (the default there) 30–50 s.
         """
         n = max(1, sum(int(np.size(v)) for v in self.model.observed_data.values()))
         k = sum(math.prod(lat.shape) for lat in self.model.latents.values())
