@@ -209,7 +209,7 @@ def run_natvi(X, y, spec, t0):
         optimizer = natvi.optim.natural_gradient(1.0)
     else:
         optimizer = natvi.optim.adam(spec["lr"])
-    family = natvi.FullRankGaussian if spec.get("full_rank") else None
+    family = natvi.FullRankGaussian if spec.get("full_rank") else natvi.MeanFieldGaussian
 
     def stop_at_time_limit(iteration, elbo, posterior):
         if time.perf_counter() - t0 > spec["time_limit"]:

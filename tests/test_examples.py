@@ -294,7 +294,8 @@ def test_benchmark_quick(tmp_path):
                         "hits": [nums[3 + 3 * k:6 + 3 * k] for k in range(3)],
                         "gap": nums[12], "elbo": nums[13], "mb": nums[14], "ratio": nums[15]}
     for name, r in parsed.items():
-        assert abs(r["gap"] - (optimum - r["elbo"])) < 1e-5 + 1e-3 * abs(r["gap"]), name
+        # the gap is printed to 3 significant digits (±0.5% of it), the ELBOs to 1e-6
+        assert abs(r["gap"] - (optimum - r["elbo"])) < 1e-5 + 5e-3 * abs(r["gap"]), name
         assert r["mb"] >= 0, name
         reached = [h for h in r["hits"] if h[0] is not None]
         for (it_a, ev_a, s_a), (it_b, ev_b, s_b) in zip(reached, reached[1:], strict=False):
