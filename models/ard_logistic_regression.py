@@ -9,8 +9,8 @@ from natvi.families import Gamma
 from natvi.lazy_modules import special
 from natvi.likelihoods import logistic
 from natvi.model import Latent
-from natvi.models.glm import GeneralizedLinearModel, binary_labels
-from natvi.validation import check_positive_scalar
+from natvi.models.glm import GeneralizedLinearModel
+from natvi.validation import binary_labels, check_positive_scalar
 
 _LOG_2PI = np.log(2 * np.pi)
 

@@ -6,8 +6,7 @@ from natvi import closed_form
 from natvi.families import Beta
 from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
-from natvi.models.glm import binary_labels
-from natvi.validation import check_positive_scalar
+from natvi.validation import binary_labels, check_positive_scalar
 
 
 class BetaBernoulli(Model):

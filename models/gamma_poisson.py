@@ -6,9 +6,8 @@ from natvi import closed_form
 from natvi.families import Gamma
 from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
-from natvi.models.glm import counts as check_counts
-from natvi.models.glm import exposures
-from natvi.validation import check_positive_scalar
+from natvi.validation import check_positive_scalar, exposures
+from natvi.validation import counts as check_counts
 
 
 class GammaPoisson(Model):

@@ -1,8 +1,8 @@
 """Generalized linear models with Gaussian priors: the base of the regression models.
 
-Data checks shared by the regressions, and a model class whose expected log joint
-goes through the GLM engine (:mod:`natvi.glm`): a deterministic ELBO for mean-field
-and full-rank Gaussian factors alike.
+A model class whose expected log joint goes through the GLM engine (:mod:`natvi.glm`):
+a deterministic ELBO for mean-field and full-rank Gaussian factors alike (the data checks
+are in :mod:`natvi.validation`).
 """
 
 import numpy as np
@@ -11,11 +11,14 @@ from natvi import factors, glm
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.model import Latent, Model
 from natvi.validation import (
-    as_float_array,
     check_choice,
+    check_flag,
     check_nonnegative_scalar,
     check_positive_int,
     check_positive_scalar,
+    design_matrix,
+    exposures,
+    too_large,
 )
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -29,120 +32,6 @@ _LOG_2PI = np.log(2 * np.pi)
 #: beyond it 1,000,000 × 100 takes 10 s (4.4 s) and 5,000 × 1,000 26 s (0.75 s).
 FULL_RANK_BUDGET = 2e9
 FULL_RANK_MAX_DIM = 301
-
-
-def design_matrix(X):
-    """X as a finite 2-D float array, with column names (from a DataFrame if given).
-
-    float64 and float32 arrays are used as they are — also non-contiguous views and
-    memory-maps — never copied (the GLM engine reads X in chunks, converting each to
-    float64); other real dtypes (integers, booleans, float16) are converted to float64.
-    """
-    columns = getattr(X, "columns", None)
-    if columns is not None:
-        # ``dtype.kind`` answers for NumPy and pandas extension dtypes alike (str, category,
-        # Int64, boolean), where np.issubdtype raises TypeError on the extension ones.
-        bad = [str(c) for c, dt in zip(columns, X.dtypes, strict=True)
-               if getattr(dt, "kind", "O") not in "biuf"]
-        if bad:
-            raise ValueError(f"X: expected real numeric columns, got non-numeric or complex "
-                             f"column(s) {bad}")
-        names = [str(c) for c in columns]
-        # Nullable columns (Int64, Float64, boolean) would give an object array; missing
-        # values become NaN, which the finiteness check below reports.
-        X = X.to_numpy(dtype=float, na_value=np.nan)
-    else:
-        names = None
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # e.g. ragged nested lists
-        raise ValueError(f"X: expected a numeric 2-D array ({exc})") from None
-    if arr.dtype not in (np.float32, np.float64):
-        arr = as_float_array(arr, "X")
-    if arr.ndim != 2:
-        raise ValueError(f"X: expected a 2-D array (observations × features), got {arr.ndim}-D")
-    if arr.shape[0] == 0:
-        raise ValueError("X: expected at least one row, got 0")
-    if names is None:
-        names = [f"x{j}" for j in range(arr.shape[1])]
-    squares = np.zeros(arr.shape[1])
-    for start in range(0, arr.shape[0], glm.BLOCK_ROWS):  # no N × D temporary
-        chunk = arr[start:start + glm.BLOCK_ROWS]
-        with np.errstate(over="ignore"):
-            squares += np.einsum("ij,ij->j", chunk, chunk, dtype=float)
-        # NaN or inf in X make the sums NaN or inf (and one pass costs what isfinite does)
-        if not np.all(np.isfinite(squares)) and not np.all(np.isfinite(chunk)):
-            raise ValueError("X: expected finite values, found NaN or inf")
-    # The engine forms xᵢⱼ² and Σᵢ cᵢxᵢⱼ² (the starting precision): past float64's range
-    # they are inf, and the fit would fail later with a message about q's scale.
-    overflow = [name for name, s in zip(names, squares, strict=True) if not np.isfinite(s)]
-    if overflow:
-        raise ValueError(_too_large(f"the sum of squares of column(s) {overflow[:8]} "
-                                   "overflows float64"))
-    return arr, names
-
-
-def _too_large(detail):
-    """The error message for features too large to fit at, with ``detail`` saying why."""
-    # X.std(0) alone overflows too where |x| > 1e154: hence the division first.
-    return (f"X: features too large to fit at this scale ({detail}); rescale them: divide "
-            f"each column by its largest absolute value, X / abs(X).max(0), then standardize, "
-            f"(X - X.mean(0)) / X.std(0)")
-
-
-def response(y, n=None, name="y"):
-    """A numeric 1-D response as floats, of length ``n`` (the rows of X) if given; pandas
-    Series accepted."""
-    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-    if y.dtype == object or not (np.issubdtype(y.dtype, np.number)
-                                 or np.issubdtype(y.dtype, np.bool_)):
-        raise ValueError(f"{name}: expected numeric values, got dtype {y.dtype}")
-    if np.issubdtype(y.dtype, np.complexfloating):
-        raise ValueError(f"{name}: expected real values, got dtype {y.dtype}")
-    y = y.astype(float)
-    if y.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {y.shape}")
-    if n is not None and y.shape[0] != n:
-        raise ValueError(f"{name}: expected a 1-D array of length {n} (the rows of X), "
-                         f"got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name}: expected finite values, found NaN or inf")
-    return y
-
-
-def binary_labels(y, n=None):
-    """Labels in {0, 1} (booleans accepted) as floats; ``n`` the rows of X, if any."""
-    y = response(y, n)
-    bad = ~np.isin(y, (0.0, 1.0))
-    if np.any(bad):
-        raise ValueError(f"y: expected labels in {{0, 1}}, got {np.unique(y[bad])[:5].tolist()}")
-    return y
-
-
-def counts(y, n=None, name="counts"):
-    """Non-negative integer counts as floats; ``n`` the expected length, if any."""
-    y = response(y, n, name)
-    bad = (y < 0) | (y != np.round(y))
-    if np.any(bad):
-        raise ValueError(f"{name}: expected non-negative integers, got "
-                         f"{np.unique(y[bad])[:5].tolist()}")
-    return y
-
-
-def exposures(exposure, n):
-    """Positive exposures (time at risk, population) of length ``n``; None → ones."""
-    if exposure is None:
-        return np.ones(n)
-    e = response(exposure, n, "exposure")
-    if not np.all(e > 0):
-        raise ValueError(f"exposure: expected values > 0, got minimum {e.min()}")
-    return e
-
-
-def check_flag(value, name):
-    if not isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
 
 
 class GeneralizedLinearModel(Model):
@@ -299,7 +188,7 @@ class GeneralizedLinearModel(Model):
         with np.errstate(over="ignore"):
             gram = self.design.weighted_gram(key, weights, full)
         if not np.all(np.isfinite(gram)):
-            raise ValueError(_too_large("q's starting precision, Σᵢ cᵢxᵢxᵢᵀ with the "
+            raise ValueError(too_large("q's starting precision, Σᵢ cᵢxᵢxᵢᵀ with the "
                                         "likelihood's curvature cᵢ, overflows float64"))
         names = (key,) if isinstance(key, str) else key
         prior = np.concatenate([np.ravel(self.prior_scales[n]) for n in names]) ** -2.0

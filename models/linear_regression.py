@@ -7,8 +7,7 @@ from natvi import closed_form, factors
 from natvi.families import FullRankGaussian, Gamma, MeanFieldGaussian
 from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
-from natvi.models.glm import check_flag, design_matrix, response
-from natvi.validation import check_positive_scalar
+from natvi.validation import check_flag, check_positive_scalar, design_matrix, response
 
 _LOG_2PI = np.log(2 * np.pi)
 

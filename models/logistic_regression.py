@@ -3,7 +3,8 @@
 import numpy as np
 
 from natvi.likelihoods import logistic
-from natvi.models.glm import GeneralizedLinearModel, binary_labels
+from natvi.models.glm import GeneralizedLinearModel
+from natvi.validation import binary_labels
 
 
 class LogisticRegression(GeneralizedLinearModel):

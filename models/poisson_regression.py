@@ -3,7 +3,8 @@
 import numpy as np
 
 from natvi.likelihoods import poisson
-from natvi.models.glm import GeneralizedLinearModel, counts
+from natvi.models.glm import GeneralizedLinearModel
+from natvi.validation import counts
 
 
 class PoissonRegression(GeneralizedLinearModel):

@@ -22,14 +22,14 @@ import numpy as np
 import natvi
 from natvi import diagnostics, factors, plot
 from natvi.arviz_bridge import arviz_1
+from natvi.families import GAUSSIAN_BY_NAME
 from natvi.models import LogisticRegression, ProbitRegression
-from natvi.validation import check_draws_memory
+from natvi.validation import binary_labels, check_draws_memory, design_matrix, listed
 
 #: binary-response models ``--model`` offers
 MODELS = {"logistic": LogisticRegression, "probit": ProbitRegression}
 #: variational families ``--family`` offers ("auto": the model's choice, said in the output)
-FAMILIES = {"auto": "auto", "mean_field": natvi.MeanFieldGaussian,
-            "full_rank": natvi.FullRankGaussian}
+FAMILIES = GAUSSIAN_BY_NAME
 #: gaps to the best ELBO, in nats, that ``compare`` reports reaching
 THRESHOLDS = (1.0, 0.1, 0.01)
 #: Adam learning rates ``compare`` runs unless told otherwise
@@ -182,8 +182,9 @@ def _pandas():
     return pandas
 
 
-def _read_data(path, target):
-    """(features DataFrame, 0/1 target array) from a CSV file, or CommandError."""
+def _read_data(path, target, standardize):
+    """(features DataFrame, 0/1 target array) from a CSV file, or CommandError; features
+    too large for float64's squares are left to ``standardize`` to refuse or rescale."""
     pd = _pandas()
     path = Path(path)
     if not path.exists():
@@ -203,29 +204,18 @@ def _read_data(path, target):
         near = _near(target, columns)
         guess = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
         raise CommandError(f"--target: no column {target!r} in {path}{guess}; its columns are "
-                           f"{_some(columns)}")
+                           f"{listed(columns)}")
     if len(table) == 0:
         raise CommandError(f"{path}: no data rows below the header")
     if len(columns) < 2:
         raise CommandError(f"{path}: no feature columns besides the target {target!r}")
     table.columns = columns
-    text = [c for c in columns if getattr(table[c].dtype, "kind", "O") not in "biuf"]
-    if text:
-        raise CommandError(f"{path}: non-numeric column(s) {_some(text)}; every column must "
-                           "hold numbers")
-    missing = [c for c in columns if table[c].isna().any()]
-    if missing:
-        raise CommandError(f"{path}: missing values in column(s) {_some(missing)}")
-    values = table.to_numpy(dtype=float)
-    infinite = [c for c, ok in zip(columns, np.isfinite(values).all(axis=0), strict=True)
-                if not ok]
-    if infinite:
-        raise CommandError(f"{path}: infinite values in column(s) {_some(infinite)}")
-    y = table[target].to_numpy(dtype=float)
-    other = np.unique(y[~np.isin(y, (0.0, 1.0))])
-    if other.size:
-        raise CommandError(f"--target: column {target!r} must hold 0/1 labels for a binary "
-                           f"regression, found other values {_some(other.tolist())}")
+    try:
+        design_matrix(table.drop(columns=target), name=str(path),
+                      check_scale=not standardize)
+        y = binary_labels(table[target], name=f"--target: column {target!r}")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     return table.drop(columns=target), y
 
 
@@ -241,28 +231,21 @@ def _near(word, choices, n=3):
     return [choice for key in close for choice in folded[key]][:n]
 
 
-def _some(items, n=8):
-    """``items`` as a list for a message, cut after ``n`` items."""
-    items = list(items)
-    shown = ", ".join(repr(i) for i in items[:n])
-    return f"[{shown}, ... ({len(items)} in all)]" if len(items) > n else f"[{shown}]"
-
-
 def _model(args):
     """The model of the data and arguments, with a line on how the features were scaled."""
-    X, y = _read_data(args.data, args.target)
+    X, y = _read_data(args.data, args.target, args.standardize)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below
         mean, sd = X.mean(axis=0), X.std(axis=0, ddof=0)
     if args.standardize:
         # past float64's range the mean or sd is inf, and (x - mean) / sd all zeros
         huge = [c for c in X.columns if not (np.isfinite(mean[c]) and np.isfinite(sd[c]))]
         if huge:
-            raise CommandError(f"--standardize: column(s) {_some(huge)} are too large to "
+            raise CommandError(f"--standardize: column(s) {listed(huge)} are too large to "
                                "standardize (their standard deviation overflows float64); "
                                "divide them by a power of ten first")
         constant = [c for c, s in sd.items() if not s > 0]
         if constant:
-            raise CommandError(f"--standardize: constant column(s) {_some(constant)} cannot be "
+            raise CommandError(f"--standardize: constant column(s) {listed(constant)} cannot be "
                                "rescaled to standard deviation 1; drop them")
         X = (X - mean) / sd
         note = "features standardized to mean 0 and sd 1: coefficients are per sd of a feature"
@@ -383,7 +366,7 @@ def _run_compare(args):
         formats = FigureCanvasBase.get_supported_filetypes()
         if suffix not in formats:
             raise CommandError(f"--out: expected a file name ending in one of "
-                               f"{_some(sorted(formats), 12)}, got {args.out!r}")
+                               f"{listed(sorted(formats), 12)}, got {args.out!r}")
     else:
         matplotlib = None
     optimizers = {"natural gradient": "ngd"}  # Adam's rates are checked before any fit runs

@@ -26,14 +26,14 @@ except ImportError:  # pragma: no cover - scikit-learn 1.3 to 1.5
         return estimator._validate_data(X, y, reset=reset, **kwargs)
 
 from natvi import factors, glm
-from natvi.families import FullRankGaussian, MeanFieldGaussian
+from natvi.families import GAUSSIAN_BY_NAME
 from natvi.fit import fit as _fit
 from natvi.models import LogisticRegression as _LogisticRegression
 from natvi.validation import SAMPLE_ARRAYS, as_rng, check_memory, check_positive_int
 
 __all__ = ["BayesianLogisticRegression"]
 
-_FAMILIES = {"auto": "auto", "mean_field": MeanFieldGaussian, "full_rank": FullRankGaussian}
+_FAMILIES = GAUSSIAN_BY_NAME
 _PREDICTIVES = ("probit", "sampling")
 #: arrays of draws × rows that predicting by sampling holds at its peak: the predictor at the
 #: draws and at their antithetic pairs, log σ at both signs, and logsumexp's temporaries

@@ -231,3 +231,148 @@ def check_draws_memory(model, draws, name="draws", log_density=None):
         what += f" and {'the pointwise log-likelihood' if pointwise else 'log p(x, z)'} at each"
     check_memory(n_bytes, name, what, "ask for fewer draws")
     return draws
+
+
+# ---- data: designs and responses, for every model, the CLI and the estimator ------------
+#: rows of X checked at a time: no N × D temporary
+_ROWS = 8192
+
+
+def too_large(detail, name="X"):
+    """The error message for features too large to fit at, with ``detail`` saying why."""
+    # X.std(0) alone overflows too where |x| > 1e154: hence the division first.
+    return (f"{name}: features too large to fit at this scale ({detail}); rescale them: "
+            f"divide each column by its largest absolute value, X / abs(X).max(0), then "
+            f"standardize, (X - X.mean(0)) / X.std(0)")
+
+
+def design_matrix(X, name="X", check_scale=True):
+    """X as a finite 2-D float array, with column names (from a DataFrame if given).
+
+    float64 and float32 arrays are used as they are — also non-contiguous views and
+    memory-maps — never copied (the GLM engine reads X in chunks, converting each to
+    float64); other real dtypes (integers, booleans, float16) are converted to float64.
+    Errors name ``name`` and, for NaN, infinite or non-numeric values, the columns;
+    ``check_scale`` also refuses columns whose sums of squares overflow (a caller that
+    rescales X first checks it after).
+    """
+    columns = getattr(X, "columns", None)
+    if columns is not None:
+        # ``dtype.kind`` answers for NumPy and pandas extension dtypes alike (str, category,
+        # Int64, boolean), where np.issubdtype raises TypeError on the extension ones.
+        bad = [str(c) for c, dt in zip(columns, X.dtypes, strict=True)
+               if getattr(dt, "kind", "O") not in "biuf"]
+        if bad:
+            raise ValueError(f"{name}: expected real numeric columns, got non-numeric or "
+                             f"complex column(s) {listed(bad)}")
+        names = [str(c) for c in columns]
+        # Nullable columns (Int64, Float64, boolean) would give an object array; missing
+        # values become NaN, which the finiteness check below reports.
+        X = X.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        names = None
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise ValueError(f"{name}: expected a numeric 2-D array ({exc})") from None
+    if arr.dtype not in (np.float32, np.float64):
+        arr = as_float_array(arr, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (observations × features), got "
+                         f"{arr.ndim}-D")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one row, got 0")
+    if names is None:
+        names = [f"x{j}" for j in range(arr.shape[1])]
+    squares = np.zeros(arr.shape[1])
+    for start in range(0, arr.shape[0], _ROWS):
+        chunk = arr[start:start + _ROWS]
+        with np.errstate(over="ignore", invalid="ignore"):
+            squares += np.einsum("ij,ij->j", chunk, chunk, dtype=float)
+    # NaN or inf in X make the sums NaN or inf (one pass costs what isfinite does)
+    if not np.all(np.isfinite(squares)):
+        _check_finite_columns(arr, names, name)
+    # The engine forms xᵢⱼ² and Σᵢ cᵢxᵢⱼ² (the starting precision): past float64's range
+    # they are inf, and the fit would fail later with a message about q's scale.
+    overflow = [c for c, s in zip(names, squares, strict=True) if not np.isfinite(s)]
+    if overflow and check_scale:
+        raise ValueError(too_large(f"the sum of squares of column(s) {listed(overflow)} "
+                                   "overflows float64", name))
+    return arr, names
+
+
+def _check_finite_columns(arr, names, name):
+    """ValueError naming the columns with NaN, then those with ±inf, if any."""
+    nan, inf = np.zeros(arr.shape[1], bool), np.zeros(arr.shape[1], bool)
+    for start in range(0, arr.shape[0], _ROWS):
+        chunk = arr[start:start + _ROWS]
+        nan |= np.isnan(chunk).any(axis=0)
+        inf |= np.isinf(chunk).any(axis=0)
+    for found, what in ((nan, "missing (NaN)"), (inf, "infinite")):
+        if found.any():
+            raise ValueError(f"{name}: expected finite values, found {what} values in "
+                             f"column(s) {listed(np.asarray(names)[found].tolist())}")
+
+
+def listed(items, n=8):
+    """``items`` as a list for a message, cut after ``n`` items."""
+    items = list(items)
+    shown = ", ".join(repr(i) for i in items[:n])
+    return f"[{shown}, ... ({len(items)} in all)]" if len(items) > n else f"[{shown}]"
+
+
+def response(y, n=None, name="y"):
+    """A numeric 1-D response as floats, of length ``n`` (the rows of X) if given; pandas
+    Series accepted."""
+    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number)
+                                 or np.issubdtype(y.dtype, np.bool_)):
+        raise ValueError(f"{name}: expected numeric values, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected real values, got dtype {y.dtype}")
+    y = y.astype(float)
+    if y.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {y.shape}")
+    if n is not None and y.shape[0] != n:
+        raise ValueError(f"{name}: expected a 1-D array of length {n} (the rows of X), "
+                         f"got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+    return y
+
+
+def binary_labels(y, n=None, name="y"):
+    """Labels in {0, 1} (booleans accepted) as floats; ``n`` the rows of X, if any."""
+    y = response(y, n, name)
+    bad = ~np.isin(y, (0.0, 1.0))
+    if np.any(bad):
+        raise ValueError(f"{name}: expected labels in {{0, 1}}, got "
+                         f"{np.unique(y[bad])[:5].tolist()}")
+    return y
+
+
+def counts(y, n=None, name="counts"):
+    """Non-negative integer counts as floats; ``n`` the expected length, if any."""
+    y = response(y, n, name)
+    bad = (y < 0) | (y != np.round(y))
+    if np.any(bad):
+        raise ValueError(f"{name}: expected non-negative integers, got "
+                         f"{np.unique(y[bad])[:5].tolist()}")
+    return y
+
+
+def exposures(exposure, n):
+    """Positive exposures (time at risk, population) of length ``n``; None → ones."""
+    if exposure is None:
+        return np.ones(n)
+    e = response(exposure, n, "exposure")
+    if not np.all(e > 0):
+        raise ValueError(f"exposure: expected values > 0, got minimum {e.min()}")
+    return e
+
+
+def check_flag(value, name):
+    """``value`` as a bool: True or False (NumPy's too), else ValueError naming ``name``."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)

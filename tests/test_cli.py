@@ -241,12 +241,16 @@ DATA_ERRORS = [
     ("binary.csv", b"a,y\n\xff\xfe\x00\x81,1\n", r"binary\.csv: not a readable CSV file"),
     ("header.csv", "a,b,y\n", r"header\.csv: no data rows below the header"),
     ("only.csv", "y\n0\n1\n", r"only\.csv: no feature columns besides the target 'y'"),
+    # the checks of natvi.validation, as every model makes them, naming the file
     ("text.csv", "a,colour,y\n1,red,0\n2,blue,1\n",
-     r"text\.csv: non-numeric column\(s\) \['colour'\]"),
-    ("gaps.csv", "a,b,y\n1,,0\n2,3,1\n", r"gaps\.csv: missing values in column\(s\) \['b'\]"),
-    ("inf.csv", "a,y\ninf,0\n2,1\n", r"inf\.csv: infinite values in column\(s\) \['a'\]"),
+     r"text\.csv: expected real numeric columns, got non-numeric .*column\(s\) \['colour'\]"),
+    ("gaps.csv", "a,b,y\n1,,0\n2,3,1\n",
+     r"gaps\.csv: expected finite values, found missing \(NaN\) values in column\(s\) \['b'\]"),
+    ("inf.csv", "a,y\ninf,0\n2,1\n",
+     r"inf\.csv: expected finite values, found infinite values in column\(s\) \['a'\]"),
     ("labels.csv", "a,y\n1,0\n2,1\n3,2\n4,0.5\n",
-     r"--target: column 'y' must hold 0/1 labels .* other values \[0\.5, 2\.0\]"),
+     r"--target: column 'y': expected labels in \{0, 1\}, got \[0\.5, 2\.0\]"),
+    ("nan_target.csv", "a,y\n1,0\n2,\n", r"--target: column 'y': expected finite values"),
     ("target.csv", "a,b\n1,0\n2,1\n", r"--target: no column 'y' in .*target\.csv; its columns "
                                      r"are \['a', 'b'\]"),
 ]

@@ -66,7 +66,8 @@ def test_nan_after_an_overflow_is_reported_as_nan():
     X, y = _data()
     X[:, 0] = 1e200
     X[-1, 2] = np.nan  # in the last block, after column x0 has overflowed
-    with pytest.raises(ValueError, match="X: expected finite values, found NaN or inf"):
+    with pytest.raises(ValueError, match=r"X: expected finite values, found missing \(NaN\) "
+                                         r"values in column\(s\) \['x2'\]"):
         LogisticRegression(X, y)
 
 

@@ -11,5 +11,10 @@ from natvi.families.log_normal import LogNormal
 from natvi.families.logit_normal import LogitNormal
 from natvi.families.mean_field_gaussian import MeanFieldGaussian
 
-__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "ExponentialFamily",
+#: the Gaussian families of a GLM by the names the command line and the scikit-learn
+#: estimator take ("auto": the model's choice, see ``natvi.fit``)
+GAUSSIAN_BY_NAME = {"auto": "auto", "mean_field": MeanFieldGaussian,
+                    "full_rank": FullRankGaussian}
+
+__all__ = ["GAUSSIAN_BY_NAME", "Bernoulli", "Beta", "Categorical", "Dirichlet", "ExponentialFamily",
            "FullRankGaussian", "Gamma", "LogNormal", "LogitNormal", "MeanFieldGaussian"]
