@@ -77,20 +77,12 @@ class ARDLogisticRegression(GeneralizedLinearModel):
         super()._check_family(key, family)
 
     def _expected_log_prior(self, posterior):
-        flat = {key for key, q in posterior.items() if factors.is_flat(q)}
-
         def prior(means):
-            second = {}
-            for key in posterior:
-                if key == "precision":
-                    continue
-                mu = means[key]
-                if key in flat:
-                    k = factors.size(self.latents, key)
-                    diag = anp.diagonal(anp.reshape(mu[k:], (k, k)), axis1=-1, axis2=-2)
-                    second.update(factors.split(self.latents, key, diag))
-                else:
-                    second[key] = mu[..., 1]
+            second = {}  # E[w²] per latent, from each Gaussian factor's mean parameters
+            for key, q in posterior.items():
+                if key != "precision":
+                    second.update(factors.to_latents(
+                        self.latents, key, q, type(q).second_moments_from_mean(means[key])))
             e_log_lam, e_lam = means["precision"][..., 0], means["precision"][..., 1]
             a, b = self.precision_shape, self.precision_rate
             value = anp.sum(0.5 * (e_log_lam - _LOG_2PI) - 0.5 * e_lam * second["coef"]

@@ -7,7 +7,7 @@ are in :mod:`natvi.validation`).
 
 import numpy as np
 
-from natvi import factors, glm
+from natvi import glm
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.model import Latent, Model
 from natvi.validation import (
@@ -109,13 +109,8 @@ class GeneralizedLinearModel(Model):
         if self.damping:
             # Damping adds δ to the precision a natural-gradient step of 1 lands on: −δ/2
             # on the gradient in each E[wⱼ²].
-            for key, g in grads.items():
-                g = grads[key] = np.array(g)
-                if factors.is_flat(posterior[key]):  # (m, E[wwᵀ]) flat: its diagonal
-                    k = posterior[key].dim
-                    g[k::k + 1][:k] -= 0.5 * self.damping
-                else:
-                    g[..., 1] -= 0.5 * self.damping
+            grads = {key: g + posterior[key].second_moment_grad(-0.5 * self.damping)
+                     for key, g in grads.items()}
         return value, grads
 
     def _expected_log_prior(self, posterior):

@@ -20,7 +20,7 @@ import arviz as az
 import numpy as np
 
 import natvi
-from natvi import diagnostics, factors, plot
+from natvi import diagnostics, plot
 from natvi.arviz_bridge import arviz_1
 from natvi.families import GAUSSIAN_BY_NAME
 from natvi.models import LogisticRegression, ProbitRegression
@@ -285,7 +285,7 @@ def _fit(model, optimizer, args):
 
 def _suggestions(result):
     """What to try when k̂ is high, as this command's options."""
-    mean_field = not all(factors.is_flat(q) for q in result.posterior.values())
+    mean_field = any(q.support == "real" and not q.joint for q in result.posterior.values())
     tries = ["a full-rank family (--family full_rank)"] if mean_field else []
     return [*tries, "more draws (--draws)"]
 

@@ -10,21 +10,14 @@ import autograd.numpy as anp
 import numpy as np
 
 
-def is_flat(q):
-    """Does ``q`` model its factor as one flat vector (a full-rank Gaussian)?"""
-    from natvi.families import FullRankGaussian
-
-    return isinstance(q, FullRankGaussian)
-
-
 def to_latents(latents, key, q, z):
     """Values ``z`` of factor ``q`` (leading axes first) → {latent name: values}."""
-    return split(latents, key, z) if is_flat(q) else {key: z}
+    return split(latents, key, z) if q.joint else {key: z}
 
 
 def from_latents(latents, key, q, values, lead=()):
     """Inverse of :func:`to_latents`."""
-    return join(latents, key, values, lead) if is_flat(q) else values[key]
+    return join(latents, key, values, lead) if q.joint else values[key]
 
 
 def latent_names(key):

@@ -86,7 +86,8 @@ class Design:
                 self.X[rows], dtype=float)
 
     def _columns(self, key, xc):
-        """A factor's design on one chunk: its latents' columns side by side."""
+        """A factor's design on one chunk: its latents' columns side by side (a column of
+        ones for the intercept)."""
         cols = [np.ones((xc.shape[0], 1)) if name == self.intercept else xc
                 for name in factors.latent_names(key)]
         return cols[0] if len(cols) == 1 else np.hstack(cols)
@@ -97,37 +98,19 @@ class Design:
         loc, var = np.zeros(size), np.zeros(size)
         for r, xc in self.chunks(block):
             for key, q in parts.items():
-                if factors.is_flat(q):
-                    d = self._columns(key, xc)
-                    loc[r] += d @ q.loc
-                    var[r] += np.einsum("ij,ij->i", d @ q.cov, d)
-                elif key != self.intercept:
-                    loc[r] += xc @ q.loc
-                    var[r] += (xc * xc) @ q.variance
-        if self._mean_field_intercept(parts):  # adds the same to every row
-            loc += parts[self.intercept].loc
-            var += parts[self.intercept].variance
+                m, v = q.linear_moments(self._columns(key, xc))
+                loc[r] += m
+                var[r] += v
         return loc, var
-
-    def _mean_field_intercept(self, parts):
-        """Whether the intercept has a factor of its own, not a full-rank one."""
-        return self.intercept in parts and not factors.is_flat(parts[self.intercept])
 
     def _pull_back(self, parts, block, g_loc, g_var, g_mean, g_cov):
         """Add the block's Σᵢ ∂/∂locᵢ · dᵢ and Σᵢ ∂/∂varᵢ · dᵢdᵢᵀ (or its diagonal) to each
         factor's gradient in its mean and covariance."""
         for r, xc in self.chunks(block):
             for key, q in parts.items():
-                if factors.is_flat(q):
-                    d = self._columns(key, xc)
-                    g_mean[key] = g_mean[key] + d.T @ g_loc[r]
-                    g_cov[key] = g_cov[key] + d.T @ (g_var[r, None] * d)
-                elif key != self.intercept:
-                    g_mean[key] = g_mean[key] + g_loc[r] @ xc
-                    g_cov[key] = g_cov[key] + g_var[r] @ (xc * xc)
-        if self._mean_field_intercept(parts):
-            g_mean[self.intercept] = g_mean[self.intercept] + np.sum(g_loc)
-            g_cov[self.intercept] = g_cov[self.intercept] + np.sum(g_var)
+                d_mean, d_cov = q.linear_moments_grad(self._columns(key, xc), g_loc[r], g_var[r])
+                g_mean[key] = g_mean[key] + d_mean
+                g_cov[key] = g_cov[key] + d_cov
 
     def predictor_moments(self, posterior):
         """Mean and variance of every ηᵢ under q, each of shape (N,)."""
@@ -217,12 +200,7 @@ def expected_log_prior(posterior, prior_scales):
     value, grads = 0.0, {}
     for key, q in posterior.items():
         s2 = np.concatenate([np.ravel(prior_scales[n]) for n in factors.latent_names(key)]) ** 2
-        if factors.is_flat(q):
-            second = np.diagonal(q.cov) + q.loc**2
-            grads[key] = np.concatenate([np.zeros(s2.size), np.diag(-0.5 / s2).ravel()])
-        else:
-            s2 = s2.reshape(q.batch_shape)
-            second = q.loc**2 + q.variance
-            grads[key] = np.stack([np.zeros(q.batch_shape), -0.5 / s2], axis=-1)
+        second = np.ravel(np.asarray(q.mean()) ** 2 + q.var())
+        grads[key] = q.second_moment_grad((-0.5 / s2).reshape(np.shape(q.var())))
         value += float(np.sum(-0.5 * (_LOG_2PI + np.log(s2)) - second / (2 * s2)))
     return value, grads

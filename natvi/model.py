@@ -360,32 +360,16 @@ class Model:
 
 
 def standard_factor(family, latents, key):
-    """The standard member of ``family`` over the factor ``key``: N(0, 1) per real value,
-    N(0, I) jointly, LogNormal / LogitNormal (0, 1), Gamma(1, 1), Beta(1, 1),
+    """The standard member of ``family`` over the factor ``key`` (its ``standard``): N(0, 1)
+    per real value, N(0, I) jointly, LogNormal / LogitNormal (0, 1), Gamma(1, 1), Beta(1, 1),
     Dirichlet(1, …, 1), Bernoulli(½) and the uniform Categorical."""
-    from natvi import families as fam  # the families package imports nothing of models
-
-    names = factors.latent_names(key)
-    latent = latents[names[0]]
-    if family is fam.FullRankGaussian:
-        d = factors.size(latents, key)
-        return family(loc=np.zeros(d), cov=np.eye(d))
-    shape = latent.shape
-    if family in (fam.MeanFieldGaussian, fam.LogNormal, fam.LogitNormal):
-        return family(loc=np.zeros(shape), scale=np.ones(shape))
-    if family is fam.Gamma:
-        return family(shape=np.ones(shape), rate=np.ones(shape))
-    if family is fam.Beta:
-        return family(a=np.ones(shape), b=np.ones(shape))
-    if family is fam.Dirichlet:
-        return family(alpha=np.ones(shape))
-    if family is fam.Bernoulli:
-        return family(p=np.full(shape, 0.5))
-    if family is fam.Categorical:
-        k = latent.categories
-        return family(p=np.full(shape + (k,), 1.0 / k))
-    raise ValueError(f"family: no standard starting point for {family.__name__}; the model "
-                     f"must define initial_posterior")
+    latent = latents[factors.latent_names(key)[0]]
+    shape = (factors.size(latents, key),) if family.joint else latent.shape
+    try:
+        return family.standard(shape, latent.categories)
+    except NotImplementedError:
+        raise ValueError(f"family: no standard starting point for {family.__name__}; the "
+                         f"model must define initial_posterior") from None
 
 
 def check_factors(model, posterior, families):

@@ -22,13 +22,6 @@ from natvi import factors
 from natvi.validation import check_positive_int
 
 
-def is_pathwise(q):
-    """Does ``q`` have a reparameterization (a Gaussian, possibly transformed)?"""
-    return hasattr(q, "grad_mean_from_moments")
-
-
-
-
 def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
     """Monte Carlo estimate of E_q[log p(x, z)] and of its gradient in mean parameters.
 
@@ -54,30 +47,21 @@ def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
         {factor key: unbiased estimate of ∇_μ E_q[log p(x, z)]}.
     """
     n = check_positive_int(n_samples, "n_samples")
-    pathwise = [key for key, q in posterior.items() if is_pathwise(q)]
-    scored = [key for key, q in posterior.items() if not is_pathwise(q)]
+    pathwise = [key for key, q in posterior.items() if q.reparameterizable]
+    scored = [key for key, q in posterior.items() if not q.reparameterizable]
     if scored and n < 2:
         raise ValueError(f"n_samples: score-function gradients (for {scored}) need at least "
                          f"2 draws, got {n}")
 
-    eps, x = {}, {}
-    for key in pathwise:
-        q = posterior[key]
-        if factors.is_flat(q):
-            eps[key] = rng.standard_normal((n,) + q.batch_shape + q.event_shape)
-            x[key] = q.loc + np.einsum("...ij,s...j->s...i", q.scale_tril, eps[key])
-        else:
-            eps[key] = rng.standard_normal((n,) + q.batch_shape)
-            x[key] = q.loc + q.scale * eps[key]
+    eps = {key: posterior[key].standard_noise(rng, n) for key in pathwise}
+    x = {key: posterior[key].from_noise(eps[key]) for key in pathwise}
     z_scored = {key: posterior[key].sample(rng, n) for key in scored}
 
     def f(x_one, s):
         z = {}
         for key in pathwise:
-            q, value = posterior[key], x_one[key]
-            if hasattr(q, "transform"):
-                value = q.transform(value)
-            z.update(factors.to_latents(latents, key, q, value))
+            q = posterior[key]
+            z.update(factors.to_latents(latents, key, q, q.to_support(x_one[key])))
         for key in scored:
             z[key] = z_scored[key][s]
         return log_joint(z)
@@ -95,19 +79,7 @@ def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
         else:
             values[s] = f({}, s)
 
-    grads = {}
-    for key in pathwise:
-        q, g, e = posterior[key], grad_x[key], eps[key]
-        if factors.is_flat(q):
-            outer = np.einsum("s...i,s...j->...ij", g, e) / n
-            # E[∇f εᵀ] L⁻¹, by a triangular solve: (L⁻ᵀ E[ε ∇fᵀ])ᵀ
-            right = np.swapaxes(np.linalg.solve(np.swapaxes(q.scale_tril, -1, -2),
-                                                np.swapaxes(outer, -1, -2)), -1, -2)
-            grad_cov = 0.25 * (right + np.swapaxes(right, -1, -2))
-            grads[key] = q.grad_mean_from_moments(g.mean(axis=0), grad_cov)
-        else:
-            grads[key] = q.grad_mean_from_moments(g.mean(axis=0),
-                                                  (g * e).mean(axis=0) / (2 * q.scale))
+    grads = {key: posterior[key].pathwise_grad(grad_x[key], eps[key]) for key in pathwise}
     for key in scored:
         grads[key] = score_function_gradient(values, posterior[key], z_scored[key])
     return float(values.mean()), grads

@@ -154,7 +154,7 @@ class FitResult:
         draws = self.default_draws() if draws is None else draws
         k_hat = self.pareto_k(draws, seed)
         tries = []
-        if any(not factors.is_flat(q) and q.support == "real" for q in self.posterior.values()):
+        if any(q.support == "real" and not q.joint for q in self.posterior.values()):
             tries.append("a full-rank family (fit(..., family=natvi.FullRankGaussian))")
         tries.append("more draws")
         hint = getattr(self.model, "reparameterization_hint",

@@ -234,11 +234,8 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         """Posterior means and standard deviations, {latent name: array}."""
         model, mean, std = self.result_.model, {}, {}
         for key, q in self.result_.posterior.items():
-            if factors.is_flat(q):
-                mean.update(factors.split(model.latents, key, q.loc))
-                std.update(factors.split(model.latents, key, np.sqrt(np.diag(q.cov))))
-            else:
-                mean[key], std[key] = np.asarray(q.loc), np.asarray(q.scale)
+            mean.update(factors.to_latents(model.latents, key, q, np.asarray(q.mean())))
+            std.update(factors.to_latents(model.latents, key, q, np.sqrt(q.var())))
         return mean, std
 
     # ---- prediction -------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import numpy as np
 from numpy.polynomial import polynomial
 
 from natvi.lazy_modules import special
-from natvi.validation import check_positive_int
 
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
@@ -131,7 +130,3 @@ def _log_standard_gamma(rng, alpha, size):
     return np.log(rng.standard_gamma(alpha + 1, size)) + np.log1p(-u) / alpha
 
 
-def _check_sample_args(rng, n):
-    check_positive_int(n, "n")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")

@@ -7,6 +7,8 @@ Subclasses supply the closed forms; the base turns them into the common API.
 
 import numpy as np
 
+from natvi.validation import check_positive_int
+
 
 def times(c, x):
     """c·x elementwise, but 0 wherever x == 0, also where c overflowed to ±inf.
@@ -34,6 +36,14 @@ class ExponentialFamily:
     event_shape: tuple = ()
     #: name of the support, as used by :class:`natvi.Model` latents
     support: str = ""
+    #: True for a family that covers several latents jointly as one flat vector (a
+    #: full-rank Gaussian): its draws and mean parameters are split into and joined from
+    #: the latents' shapes (see :mod:`natvi.factors`)
+    joint: bool = False
+    #: True for a family whose draws are a differentiable function of standard noise
+    #: (Gaussians, and Gaussians pushed through a bijection): it offers standard_noise,
+    #: from_noise, to_support and pathwise_grad, for pathwise Monte Carlo gradients
+    reparameterizable: bool = False
 
     def __init__(self, natural):
         eta = self._check_last_axis(natural, "natural")
@@ -126,6 +136,20 @@ class ExponentialFamily:
     def sample(self, rng, n):
         """``n`` independent draws with ``rng`` (a numpy.random.Generator), shape
         ``(n, *batch, *event_shape)``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_sample_args(rng, n):
+        """ValueError unless ``n`` is a positive integer and ``rng`` a Generator."""
+        check_positive_int(n, "n")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+
+    @classmethod
+    def standard(cls, shape, categories=None):
+        """The family's standard member of batch shape ``shape`` (for a joint family, the
+        event shape (d,)): a fit's default starting point. ``categories`` is K for
+        categorical families."""
         raise NotImplementedError
 
     def mean(self):

@@ -6,7 +6,7 @@ import numpy as np
 from natvi import autograd_special as asp
 from natvi.families.base import ExponentialFamily
 from natvi.lazy_modules import special
-from natvi.validation import check_finite_array, check_positive_int
+from natvi.validation import check_finite_array
 
 
 class Bernoulli(ExponentialFamily):
@@ -24,6 +24,11 @@ class Bernoulli(ExponentialFamily):
     n_params = 1
     support = "binary"
     _domain_text = "any finite logit p"
+
+    @classmethod
+    def standard(cls, shape, categories=None):
+        """Bernoulli(½) per element."""
+        return cls(p=np.full(shape, 0.5))
 
     def __init__(self, p=0.5):
         p = check_finite_array(p, "p")
@@ -121,9 +126,7 @@ class Bernoulli(ExponentialFamily):
                 + q * (special.log_expit(-e0) - special.log_expit(-e1)))
 
     def sample(self, rng, n):
-        check_positive_int(n, "n")
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        self._check_sample_args(rng, n)
         u = rng.random((n,) + self.batch_shape)
         return (u < self.p).astype(float)
 

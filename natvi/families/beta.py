@@ -11,11 +11,10 @@ import numpy as np
 
 from natvi.autograd_special import digamma as _digamma
 from natvi.autograd_special import gammaln as _gammaln
-from natvi.families import dirichlet as _dir
+from natvi.families import _dirichlet_math as _dm
 from natvi.families._special import (
     _HALF_LOG_2PI,
     _broadcast,
-    _check_sample_args,
     _log_ratio_excess,
     _stirling_remainder,
 )
@@ -40,6 +39,11 @@ class Beta(ExponentialFamily):
     n_params = 2
     support = "unit_interval"
     _domain_text = "a = η₁ + 1 and b = η₂ + 1 must be > 0, with a finite sum"
+
+    @classmethod
+    def standard(cls, shape, categories=None):
+        """Beta(1, 1), uniform, per element."""
+        return cls(a=np.ones(shape), b=np.ones(shape))
 
     def __init__(self, a=1.0, b=1.0):
         a = check_positive_array(a, "a")
@@ -67,8 +71,8 @@ class Beta(ExponentialFamily):
 
     @staticmethod
     def natural_from_mean(mu):
-        mu = _dir._check_mean_log(mu)
-        alpha = _dir._alpha_from_mean_log(mu)
+        mu = _dm.check_mean_log(mu)
+        alpha = _dm.alpha_from_mean_log(mu)
         if not np.all(alpha - 1 > -1):
             raise ValueError("mean_params: implies a or b below ~1e-16, not representable "
                              "as η = (a − 1, b − 1)")
@@ -108,20 +112,20 @@ class Beta(ExponentialFamily):
 
     # ---- Fisher information --------------------------------------------------
     def fisher(self):
-        return _dir._fisher(self._natural + 1)
+        return _dm.fisher(self._natural + 1)
 
     def fisher_vector_product(self, v):
-        return _dir._fisher_vector_product(self._natural + 1, v)
+        return _dm.fisher_vector_product(self._natural + 1, v)
 
     def fisher_quadratic_form(self, v):
-        return _dir._fisher_quadratic_form(self._natural + 1, v)
+        return _dm.fisher_quadratic_form(self._natural + 1, v)
 
     def fisher_solve(self, v):
-        return _dir._fisher_solve(self._natural + 1, v)
+        return _dm.fisher_solve(self._natural + 1, v)
 
     # ---- densities and divergences -------------------------------------------
     def log_partition(self):
-        return _dir._log_normalizer(self._natural + 1)  # stable where log Γ overflows
+        return _dm.log_normalizer(self._natural + 1)  # stable where log Γ overflows
 
     def log_base_measure(self, z):
         return np.zeros(np.shape(z))
@@ -146,17 +150,17 @@ class Beta(ExponentialFamily):
             # log B(a, b) from the Dirichlet helper: scipy's betaln is NaN for huge, unequal
             # arguments (betaln(1e308, 1e144)), which made −inf − NaN here
             at_ends = (special.xlogy(a - 1, z) + special.xlog1py(b - 1, -z)
-                       - _dir._log_normalizer(np.stack([a, b], axis=-1)))
+                       - _dm.log_normalizer(np.stack([a, b], axis=-1)))
         return np.select([(z > 0) & (z < 1), (z == 0) | (z == 1), (z < 0) | (z > 1)],
                          [inside, at_ends, -np.inf], np.nan)
 
     def entropy(self):
-        return _dir._entropy(self._natural + 1)
+        return _dm.entropy(self._natural + 1)
 
     def kl(self, other):
         if type(other) is not type(self):
             raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
-        return _dir._kl(self._natural + 1, other.natural + 1)
+        return _dm.kl(self._natural + 1, other.natural + 1)
 
     def sample(self, rng, n):
         """``n`` draws with ``rng`` (a numpy.random.Generator), shape ``(n, *batch)``.
@@ -164,8 +168,8 @@ class Beta(ExponentialFamily):
         z = G_a / (G_a + G_b) formed in log space, so tiny a or b give no 0/0; a draw closer
         to 0 than the smallest float, or to 1 than machine precision, still rounds to it.
         """
-        _check_sample_args(rng, n)
-        return np.exp(_dir._log_sample(self._natural + 1, rng, n)[..., 0])
+        self._check_sample_args(rng, n)
+        return np.exp(_dm.log_sample(self._natural + 1, rng, n)[..., 0])
 
     # ---- the unconstrained coordinates u = (log a, log b) ---------------------
     @property

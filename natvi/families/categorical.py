@@ -5,7 +5,7 @@ import numpy as np
 
 from natvi.autograd_special import logsumexp
 from natvi.families.base import ExponentialFamily
-from natvi.validation import check_finite_array, check_positive_int
+from natvi.validation import check_finite_array
 
 #: tolerance on |Σ p − 1| when building from probabilities (then renormalized exactly)
 SUM_TOL = 1e-8
@@ -44,6 +44,11 @@ class Categorical(ExponentialFamily):
     support = "categorical"
     _domain_text = "any finite η"
     _size_text = "K − 1 ≥ 1"
+
+    @classmethod
+    def standard(cls, shape, categories=None):
+        """The uniform distribution over ``categories`` = K codes, per element."""
+        return cls(p=np.full(tuple(shape) + (categories,), 1.0 / categories))
 
     @staticmethod
     def _valid_size(k):
@@ -193,9 +198,7 @@ class Categorical(ExponentialFamily):
         return np.sum(np.exp(logp) * (logp - other._log_p()), axis=-1)
 
     def sample(self, rng, n):
-        check_positive_int(n, "n")
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        self._check_sample_args(rng, n)
         # inverse CDF: the code is the number of the first K−1 cumulative sums ≤ u
         cdf = np.cumsum(self.p, axis=-1)[..., :-1]
         u = rng.random((n,) + self.batch_shape + (1,))

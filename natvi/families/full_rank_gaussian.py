@@ -18,7 +18,7 @@ import numpy as np
 
 from natvi.families.base import ExponentialFamily
 from natvi.lazy_modules import linalg
-from natvi.validation import check_finite_array, check_positive_int
+from natvi.validation import check_finite_array
 
 _LOG_2PI = np.log(2 * np.pi)
 #: relative asymmetry max|S − Sᵀ| / max|S| accepted (then removed) in a matrix part
@@ -216,9 +216,16 @@ class FullRankGaussian(ExponentialFamily):
 
     n_params = None
     support = "real"
+    joint = True
     _size_text = "d + d²"
     _domain_text = ("−η₂ (the matrix part, −½·precision) must be symmetric positive definite, "
                     "with a finite covariance")
+
+    @classmethod
+    def standard(cls, shape, categories=None):
+        """N(0, I) over the ``shape`` = (d,) values it covers."""
+        (d,) = shape
+        return cls(loc=np.zeros(d), cov=np.eye(d))
 
     def __init__(self, loc, cov):
         loc = check_finite_array(loc, "loc")
@@ -522,11 +529,56 @@ class FullRankGaussian(ExponentialFamily):
     def sample(self, rng, n):
         """``n`` draws m + Lε with ε from ``rng`` (a numpy.random.Generator), shape
         ``(n, *batch, d)``."""
-        check_positive_int(n, "n")
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        self._check_sample_args(rng, n)
         eps = rng.standard_normal((n,) + self.batch_shape + (self.dim,))
         return self.loc + _mv(self.scale_tril, eps)
+
+    # ---- the Gaussian's interface to engines: linear maps, second moments, noise ------
+    def linear_moments(self, D):
+        """Mean and variance of D z for ``D`` of shape (n, d): (D m, diag(D Σ Dᵀ)), each (n,)."""
+        return D @ self.loc, np.einsum("ij,ij->i", D @ self.cov, D)
+
+    def linear_moments_grad(self, D, grad_mean, grad_var):
+        """∇_m (d,) and ∇_Σ (d, d) of Σᵢ aᵢ E[(Dz)ᵢ] + bᵢ Var[(Dz)ᵢ] for ``grad_mean`` a and
+        ``grad_var`` b (each (n,)): Dᵀa and Dᵀ diag(b) D, for :meth:`grad_mean_from_moments`."""
+        return D.T @ grad_mean, D.T @ (grad_var[:, None] * D)
+
+    def second_moment_grad(self, c):
+        """∇_μ of Σ cⱼ E[zⱼ²] for ``c`` of shape (d,): c on the diagonal of the μ₂ block."""
+        c = np.broadcast_to(np.asarray(c, dtype=float), (self.dim,))
+        return _pack(np.zeros(self.dim), np.diag(c))
+
+    @staticmethod
+    def second_moments_from_mean(mu):
+        """E[zⱼ²] from mean parameters ``mu`` = (m, ravel(E[zzᵀ])), shape (d,) (autograd-safe)."""
+        d = _dim_of(mu.shape[-1])
+        return anp.diagonal(anp.reshape(mu[..., d:], mu.shape[:-1] + (d, d)), axis1=-1,
+                            axis2=-2)
+
+    #: draws are m + Lε of standard normal ε: pathwise gradients apply
+    reparameterizable = True
+
+    def standard_noise(self, rng, n):
+        """ε ~ N(0, I) for ``n`` draws, shape (n, *batch, d)."""
+        return rng.standard_normal((n,) + self.batch_shape + (self.dim,))
+
+    def from_noise(self, eps):
+        """x = m + Lε, Σ = LLᵀ."""
+        return self.loc + np.einsum("...ij,s...j->s...i", self.scale_tril, eps)
+
+    @staticmethod
+    def to_support(x):
+        """z from the Gaussian value x (the identity), written with autograd.numpy."""
+        return x
+
+    def pathwise_grad(self, grad_x, eps):
+        """∇_μ E[f(z)] from f's gradients ``grad_x`` = ∇ₓf at x = m + Lε for the draws
+        ``eps`` (both (S, *batch, d)): ∇_m = E[∇ₓf] and, by Stein's lemma, ∇_Σ =
+        ½ E[∇ₓf εᵀ] L⁻¹ (symmetrized)."""
+        outer = np.einsum("s...i,s...j->...ij", grad_x, eps) / len(eps)
+        # E[∇f εᵀ] L⁻¹, by a triangular solve: (L⁻ᵀ E[ε ∇fᵀ])ᵀ
+        right = _t(np.linalg.solve(_t(self.scale_tril), _t(outer)))
+        return self.grad_mean_from_moments(grad_x.mean(axis=0), 0.25 * (right + _t(right)))
 
     # ---- moments and the unconstrained coordinates ---------------------------
     def grad_mean_from_moments(self, grad_loc, grad_cov):

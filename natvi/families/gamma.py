@@ -9,7 +9,6 @@ from natvi.families._special import (
     _HALF_LOG_2PI,
     _SERIES_FROM,
     _broadcast,
-    _check_sample_args,
     _entropy_core,
     _log_minus_digamma,
     _log_ratio_excess,
@@ -58,6 +57,11 @@ class Gamma(ExponentialFamily):
     n_params = 2
     support = "positive"
     _domain_text = "shape = η₁ + 1 and rate = −η₂ must be > 0"
+
+    @classmethod
+    def standard(cls, shape, categories=None):
+        """Gamma(1, 1) per element."""
+        return cls(shape=np.ones(shape), rate=np.ones(shape))
 
     def __init__(self, shape=1.0, rate=1.0):
         shape = check_positive_array(shape, "shape")
@@ -199,7 +203,7 @@ class Gamma(ExponentialFamily):
                 + a0 * (t - np.log1p(t)) - (a1 - a0) * np.log1p(t))
 
     def sample(self, rng, n):
-        _check_sample_args(rng, n)
+        self._check_sample_args(rng, n)
         log_g = _log_standard_gamma(rng, self.shape, (n,) + self.batch_shape)
         return np.exp(log_g - np.log(self.rate))
 

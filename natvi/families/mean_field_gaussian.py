@@ -4,7 +4,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from natvi.families.base import ExponentialFamily, times
-from natvi.validation import check_finite_array, check_positive_array, check_positive_int
+from natvi.validation import check_finite_array, check_positive_array
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -26,6 +26,11 @@ class MeanFieldGaussian(ExponentialFamily):
     support = "real"
     _domain_text = ("the second natural parameter −1/(2·scale²) must be < 0, with a finite "
                     "variance and mean")
+
+    @classmethod
+    def standard(cls, shape, categories=None):
+        """N(0, 1) per element (for LogNormal and LogitNormal, of the transformed x)."""
+        return cls(loc=np.zeros(shape), scale=np.ones(shape))
 
     def __init__(self, loc=0.0, scale=1.0):
         loc = check_finite_array(loc, "loc")
@@ -162,9 +167,7 @@ class MeanFieldGaussian(ExponentialFamily):
         return 0.5 * (np.log(v1 / v0) + (v0 + (self.loc - other.loc) ** 2) / v1 - 1)
 
     def sample(self, rng, n):
-        check_positive_int(n, "n")
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        self._check_sample_args(rng, n)
         eps = rng.standard_normal((n,) + self.batch_shape)
         return self.loc + self.scale * eps
 
@@ -173,6 +176,50 @@ class MeanFieldGaussian(ExponentialFamily):
         """∇_μ L from ``grad_loc`` = ∇_m L and ``grad_var`` = ∇_v L, each of shape
         ``batch_shape`` (the chain rule through m = μ₁, v = μ₂ − μ₁²)."""
         return np.stack([grad_loc - times(2 * self.loc, grad_var), grad_var], axis=-1)
+
+    # ---- the Gaussian's interface to engines: linear maps, second moments, noise ------
+    def linear_moments(self, D):
+        """Mean and variance of D z for ``D`` of shape (n, size): (D m, (D∘D) v), each (n,)."""
+        return D @ np.ravel(self.loc), (D * D) @ np.ravel(self.variance)
+
+    def linear_moments_grad(self, D, grad_mean, grad_var):
+        """∇_m and ∇_v (each of ``batch_shape``) of Σᵢ aᵢ E[(Dz)ᵢ] + bᵢ Var[(Dz)ᵢ] for
+        ``grad_mean`` a and ``grad_var`` b (each (n,)): the pull-back of
+        :meth:`linear_moments`, for :meth:`grad_mean_from_moments`."""
+        return ((grad_mean @ D).reshape(self.batch_shape),
+                (grad_var @ (D * D)).reshape(self.batch_shape))
+
+    def second_moment_grad(self, c):
+        """∇_μ of Σ cⱼ E[zⱼ²] for ``c`` of ``batch_shape`` (constant: μ₂ is E[z²])."""
+        c = np.broadcast_to(np.asarray(c, dtype=float), self.batch_shape)
+        return np.stack([np.zeros(self.batch_shape), c], axis=-1)
+
+    @staticmethod
+    def second_moments_from_mean(mu):
+        """E[z²] per element from mean parameters ``mu`` (autograd-safe)."""
+        return mu[..., 1]
+
+    #: draws are loc + scale·ε of standard normal ε: pathwise gradients apply
+    reparameterizable = True
+
+    def standard_noise(self, rng, n):
+        """ε ~ N(0, 1) for ``n`` draws, shape (n, *batch)."""
+        return rng.standard_normal((n,) + self.batch_shape)
+
+    def from_noise(self, eps):
+        """The Gaussian value x = loc + scale·ε (of z; of log z, logit z when transformed)."""
+        return self.loc + self.scale * eps
+
+    @staticmethod
+    def to_support(x):
+        """z from the Gaussian value x (the identity here), written with autograd.numpy."""
+        return x
+
+    def pathwise_grad(self, grad_x, eps):
+        """∇_μ E[f(z)] from f's gradients ``grad_x`` = ∇ₓf at x = loc + scale·ε for the
+        draws ``eps`` (both (S, *batch)): ∇_m = E[∇ₓf], ∇_v = E[∇ₓf ε]/(2 scale)."""
+        return self.grad_mean_from_moments(grad_x.mean(axis=0),
+                                           (grad_x * eps).mean(axis=0) / (2 * self.scale))
 
     @property
     def unconstrained(self):

@@ -43,6 +43,11 @@ class TransformedGaussian(MeanFieldGaussian):
         """log|dz/dx| at x, written with ``autograd.numpy``."""
         raise NotImplementedError
 
+    @classmethod
+    def to_support(cls, x):
+        """z = transform(x) from the Gaussian value x."""
+        return cls.transform(x)
+
     @staticmethod
     def _in_support(z):
         """Boolean array: is z inside the (open) support?"""
