@@ -6,9 +6,12 @@ One short section per model, each printing numbers that can be checked:
   exact posterior, and the ELBO then equals the exact log evidence log p(y).
 - Linear regression with known noise under a FullRankGaussian: one step, exact; with
   unknown noise (a Gamma factor on the precision): iterations to convergence.
-- Poisson and probit regression: iterations, ELBO, Pareto k̂ and coefficients.
+- Poisson and probit regression, fitted the default way (``family="auto"``: one full-rank
+  Gaussian over the intercept and coefficients): the fit's summary, Pareto k̂ and
+  coefficients.
 - Eight schools, centered vs non-centered: ELBO, k̂ and the diagnosis in words.
-- Logistic regression with automatic relevance determination: which features it keeps.
+- Logistic regression with automatic relevance determination (the default family: full-rank
+  over the intercept and coefficients, a Gamma per precision): which features it keeps.
 
 Data: the Beta–Bernoulli and probit sections use the Wisconsin diagnostic breast cancer
 data shipped with natvi (569 tumours × 30 features; Street, Wolberg & Mangasarian 1993);
@@ -110,34 +113,39 @@ def linear_regression():
     print("unknown noise, precision τ ~ Gamma(1, 1) with a Gamma factor (semi-conjugate):")
     print(f"  {'family of (intercept, coef)':<30}{'status':>10}{'iters':>7}{'ELBO':>13}"
           f"{'E[τ]^-1/2':>11}   E[coef]")
-    for label, family in (("MeanFieldGaussian", None),
-                          ("FullRankGaussian", natvi.FullRankGaussian)):
+    for family in (natvi.MeanFieldGaussian, natvi.FullRankGaussian):
         r = natvi.fit(unknown, family=family)
         sample = r.sample(DRAWS, seed=1)
         noise_sd = r.posterior["noise_precision"].mean() ** -0.5
         coef = sample["coef"].mean(axis=0)
-        print(f"  {label:<30}{r.status:>10}{r.n_iter:>7d}{r.elbo:>13.4f}{noise_sd:>11.4f}   "
-              + " ".join(f"{c:+.3f}" for c in coef))
+        print(f"  {family.__name__:<30}{r.status:>10}{r.n_iter:>7d}{r.elbo:>13.4f}"
+              f"{noise_sd:>11.4f}   " + " ".join(f"{c:+.3f}" for c in coef))
     print(f"  {'(true values)':<30}{'':>10}{'':>7}{'':>13}{0.7:>11.4f}   "
           + " ".join(f"{c:+.3f}" for c in true_coef))
 
 
+def intercept_and_coef(result):
+    """Posterior means and sds of [intercept, coef...] from the default GLM fit's one
+    full-rank Gaussian over both (the diagonal of its covariance gives the sds)."""
+    q = result.posterior["intercept", "coef"]
+    return q.loc, np.sqrt(np.diag(q.cov))
+
+
 def coefficient_table(result, names, true=None, rows=None):
-    """Posterior mean and sd per coefficient (the mean-field Gaussian factor's loc, scale)."""
-    q = result.posterior["coef"]
+    """Posterior mean and sd of the intercept, then per coefficient (``rows``: which)."""
+    mean, sd = intercept_and_coef(result)
     rows = range(len(names)) if rows is None else rows
-    head = f"  {'feature':<24}{'mean':>9}{'sd':>8}" + (f"{'true':>8}" if true is not None else "")
+    head = f"  {'':<24}{'mean':>9}{'sd':>8}" + (f"{'true':>8}" if true is not None else "")
     print(head)
-    for j in rows:
-        line = f"  {names[j]:<24}{q.loc[j]:>9.3f}{q.scale[j]:>8.3f}"
-        print(line + (f"{true[j]:>8.3f}" if true is not None else ""))
+    labels = [("intercept", 0)] + [(names[j], j + 1) for j in rows]
+    for label, i in labels:
+        line = f"  {label:<24}{mean[i]:>9.3f}{sd[i]:>8.3f}"
+        print(line + (f"{true[i]:>8.3f}" if true is not None else ""))
 
 
 def fit_summary(result):
-    h = result.history
-    return (f"status {result.status} after {result.n_iter} natural-gradient iterations "
-            f"({h['grad_evals'][-1]} ELBO evaluations, {h['seconds'][-1]:.2f} s); "
-            f"ELBO {result.elbo:.4f}; Pareto k̂ {result.diagnose(DRAWS, seed=1).k_hat:.2f}")
+    """The fit's summary (status, ELBO, cost, family and why), then its Pareto k̂ verdict."""
+    return f"{result}\n{result.diagnose(DRAWS, seed=1).message}"
 
 
 def poisson_regression():
@@ -151,9 +159,7 @@ def poisson_regression():
                               exposure=exposure)
     result = natvi.fit(model)
     print(fit_summary(result))
-    q0 = result.posterior["intercept"]
-    print(f"  {'intercept':<24}{q0.loc:>9.3f}{q0.scale:>8.3f}{0.3:>8.3f}")
-    coefficient_table(result, model.feature_names, true=true_coef)
+    coefficient_table(result, model.feature_names, true=np.concatenate([[0.3], true_coef]))
 
 
 def probit_regression(X, y, names):
@@ -161,8 +167,8 @@ def probit_regression(X, y, names):
     model = ProbitRegression(X, y, prior_scale=1.0, intercept_scale=1.0)
     result = natvi.fit(model)
     print(fit_summary(result))
-    order = np.argsort(-np.abs(result.posterior["coef"].loc))[:8]
-    print("the 8 coefficients largest in absolute posterior mean:")
+    order = np.argsort(-np.abs(intercept_and_coef(result)[0][1:]))[:8]
+    print("the intercept and the 8 coefficients largest in absolute posterior mean:")
     coefficient_table(result, names, rows=order)
 
 
@@ -199,23 +205,25 @@ def ard():
     h = result.history
     print(f"precision λⱼ ~ Gamma(0.01, 0.01) per coefficient; status {result.status} after "
           f"{result.n_iter} iterations ({h['seconds'][-1]:.2f} s), ELBO {result.elbo:.4f}")
+    print("q: one full-rank Gaussian over the intercept and coefficients, a Gamma per "
+          "precision (the default)")
     precision = result.posterior["precision"].mean()
     learned_sd = precision ** -0.5  # the prior sd ARD settled on for each coefficient
-    coef = result.posterior["coef"]
+    mean, sd = (v[1:] for v in intercept_and_coef(result))  # the coefficients
     order = np.argsort(-learned_sd)
     print(f"  {'feature':<9}{'learned prior sd':>18}{'E[coef]':>9}{'sd':>7}{'true':>7}")
     for j in order[:8]:
-        print(f"  {model.feature_names[j]:<9}{learned_sd[j]:>18.3f}{coef.loc[j]:>9.3f}"
-              f"{coef.scale[j]:>7.3f}{true_coef[j]:>7.2f}")
+        print(f"  {model.feature_names[j]:<9}{learned_sd[j]:>18.3f}{mean[j]:>9.3f}"
+              f"{sd[j]:>7.3f}{true_coef[j]:>7.2f}")
     print(f"  ... {d - 8} more, learned prior sd {learned_sd[order[8:]].min():.3f} to "
           f"{learned_sd[order[8:]].max():.3f}")
     kept = sorted(np.flatnonzero(learned_sd > 0.7).tolist())
     print(f"kept (learned prior sd > 0.7): {[model.feature_names[j] for j in kept]}; "
           f"truly relevant: {[model.feature_names[j] for j in range(5)]}")
-    plain = natvi.fit(LogisticRegression(X, y, prior_scale=1.0)).posterior["coef"].loc
+    plain = intercept_and_coef(natvi.fit(LogisticRegression(X, y, prior_scale=1.0)))[0][1:]
     print("|E[coef]| of the 45 irrelevant features, median / max:")
-    print(f"  ARD                              {np.median(np.abs(coef.loc[5:])):.3f} / "
-          f"{np.abs(coef.loc[5:]).max():.3f}")
+    print(f"  ARD                              {np.median(np.abs(mean[5:])):.3f} / "
+          f"{np.abs(mean[5:]).max():.3f}")
     print(f"  fixed N(0, 1) prior (Logistic)   {np.median(np.abs(plain[5:])):.3f} / "
           f"{np.abs(plain[5:]).max():.3f}")
 
