@@ -314,8 +314,8 @@ def _loo_inputs(data, var_name):
                          "as made by natvi's to_arviz with a pointwise log-likelihood")
     if data["posterior"].attrs.get("natvi_draws") == "psis_resampled":
         raise ValueError("data: holds draws resampled by PSIS weights (to_arviz(psis=True)), "
-                         "approximately posterior draws, which this correction for draws of q "
-                         "does not apply to: use az.loo on them, or to_arviz() without psis")
+                         "which repeat, and which this correction for draws of q does not "
+                         "apply to: for LOO, use to_arviz() without psis")
     stats = data["sample_stats"]
     if "lp" not in stats.data_vars or "log_q" not in stats.data_vars:
         raise ValueError("data: expected sample_stats variables 'lp' (log p(x, z)) and "

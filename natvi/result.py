@@ -216,9 +216,10 @@ class FitResult:
         psis : bool
             Hold ``draws`` draws resampled from ``draws`` draws of q by their Pareto-smoothed
             importance weights (see :meth:`importance`; systematic resampling, so some draws
-            repeat): approximately draws of the true posterior where k̂ is small. ArviZ's
-            ``loo`` then applies as to posterior draws; natvi's approximate-posterior LOO,
-            which corrects draws of q, does not.
+            repeat): approximately draws of the true posterior where k̂ is small, for
+            summaries and plots. Not for LOO: PSIS-LOO cannot fit a tail to repeated draws
+            (ArviZ 0.x's ``loo`` gives NaN); use :meth:`to_arviz` without ``psis`` and
+            :func:`natvi.diagnostics.loo_approximate_posterior`.
 
         Raises ValueError, before drawing, when the draws and the pointwise log-likelihood at
         them would not fit in memory (see :func:`natvi.validation.check_draws_memory`).
@@ -239,8 +240,8 @@ class FitResult:
                          f"Pareto-smoothed importance weights (k̂ = {weighted.k_hat:.2f}, ESS "
                          f"= {weighted.ess:.0f}"
                          f"{'' if weighted.reliable else ', unreliable'}): approximately "
-                         f"draws of the posterior; use az.loo, not natvi's "
-                         f"approximate-posterior LOO")}
+                         f"draws of the posterior, for summaries and plots; not for LOO "
+                         f"(draws repeat): to_arviz() without psis")}
         return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)}, log_p,
                                      log_q, self.model.pointwise_log_likelihood(z), attrs)
 

@@ -27,7 +27,7 @@ class Bernoulli(ExponentialFamily):
 
     @classmethod
     def standard(cls, shape, categories=None):
-        """Bernoulli(½) per element."""
+        """Bernoulli(½) per element of a batch of ``shape`` (``categories`` unused)."""
         return cls(p=np.full(shape, 0.5))
 
     def __init__(self, p=0.5):

@@ -42,7 +42,7 @@ class Beta(ExponentialFamily):
 
     @classmethod
     def standard(cls, shape, categories=None):
-        """Beta(1, 1), uniform, per element."""
+        """Beta(1, 1), uniform, per element of a batch of ``shape`` (``categories`` unused)."""
         return cls(a=np.ones(shape), b=np.ones(shape))
 
     def __init__(self, a=1.0, b=1.0):

@@ -47,7 +47,8 @@ class Categorical(ExponentialFamily):
 
     @classmethod
     def standard(cls, shape, categories=None):
-        """The uniform distribution over ``categories`` = K codes, per element."""
+        """The uniform distribution over ``categories`` = K codes, per element of a batch of
+        ``shape``."""
         return cls(p=np.full(tuple(shape) + (categories,), 1.0 / categories))
 
     @staticmethod

@@ -32,7 +32,8 @@ class Dirichlet(ExponentialFamily):
 
     @classmethod
     def standard(cls, shape, categories=None):
-        """Dirichlet(1, …, 1), uniform on the simplex; ``shape`` ends with K."""
+        """Dirichlet(1, …, 1), uniform on the simplex; ``shape`` ends with K (``categories``
+        unused)."""
         return cls(alpha=np.ones(shape))
 
     @staticmethod

@@ -223,7 +223,7 @@ class FullRankGaussian(ExponentialFamily):
 
     @classmethod
     def standard(cls, shape, categories=None):
-        """N(0, I) over the ``shape`` = (d,) values it covers."""
+        """N(0, I) over the ``shape`` = (d,) values it covers (``categories`` unused)."""
         (d,) = shape
         return cls(loc=np.zeros(d), cov=np.eye(d))
 
@@ -559,11 +559,11 @@ class FullRankGaussian(ExponentialFamily):
     reparameterizable = True
 
     def standard_noise(self, rng, n):
-        """ε ~ N(0, I) for ``n`` draws, shape (n, *batch, d)."""
+        """ε ~ N(0, I) for ``n`` draws from ``rng``, shape (n, *batch, d)."""
         return rng.standard_normal((n,) + self.batch_shape + (self.dim,))
 
     def from_noise(self, eps):
-        """x = m + Lε, Σ = LLᵀ."""
+        """x = m + Lε for noise ``eps`` (Σ = LLᵀ)."""
         return self.loc + np.einsum("...ij,s...j->s...i", self.scale_tril, eps)
 
     @staticmethod

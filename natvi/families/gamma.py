@@ -60,7 +60,7 @@ class Gamma(ExponentialFamily):
 
     @classmethod
     def standard(cls, shape, categories=None):
-        """Gamma(1, 1) per element."""
+        """Gamma(1, 1) per element of a batch of ``shape`` (``categories`` unused)."""
         return cls(shape=np.ones(shape), rate=np.ones(shape))
 
     def __init__(self, shape=1.0, rate=1.0):

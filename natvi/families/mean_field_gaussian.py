@@ -29,7 +29,8 @@ class MeanFieldGaussian(ExponentialFamily):
 
     @classmethod
     def standard(cls, shape, categories=None):
-        """N(0, 1) per element (for LogNormal and LogitNormal, of the transformed x)."""
+        """N(0, 1) per element of a batch of ``shape`` (for LogNormal and LogitNormal, of the
+        Gaussian x; ``categories`` unused)."""
         return cls(loc=np.zeros(shape), scale=np.ones(shape))
 
     def __init__(self, loc=0.0, scale=1.0):
@@ -183,8 +184,8 @@ class MeanFieldGaussian(ExponentialFamily):
         return D @ np.ravel(self.loc), (D * D) @ np.ravel(self.variance)
 
     def linear_moments_grad(self, D, grad_mean, grad_var):
-        """∇_m and ∇_v (each of ``batch_shape``) of Σᵢ aᵢ E[(Dz)ᵢ] + bᵢ Var[(Dz)ᵢ] for
-        ``grad_mean`` a and ``grad_var`` b (each (n,)): the pull-back of
+        """∇_m and ∇_v (each of ``batch_shape``) of Σᵢ aᵢ E[(Dz)ᵢ] + bᵢ Var[(Dz)ᵢ] for rows
+        ``D`` (n, size), ``grad_mean`` a and ``grad_var`` b (each (n,)): the pull-back of
         :meth:`linear_moments`, for :meth:`grad_mean_from_moments`."""
         return ((grad_mean @ D).reshape(self.batch_shape),
                 (grad_var @ (D * D)).reshape(self.batch_shape))
@@ -203,11 +204,12 @@ class MeanFieldGaussian(ExponentialFamily):
     reparameterizable = True
 
     def standard_noise(self, rng, n):
-        """ε ~ N(0, 1) for ``n`` draws, shape (n, *batch)."""
+        """ε ~ N(0, 1) for ``n`` draws from ``rng``, shape (n, *batch)."""
         return rng.standard_normal((n,) + self.batch_shape)
 
     def from_noise(self, eps):
-        """The Gaussian value x = loc + scale·ε (of z; of log z, logit z when transformed)."""
+        """The Gaussian value x = loc + scale·ε for noise ``eps`` (x is z; log z or logit z
+        when transformed)."""
         return self.loc + self.scale * eps
 
     @staticmethod
