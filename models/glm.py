@@ -84,8 +84,7 @@ class GeneralizedLinearModel(Model):
 
     # ---- engine ---------------------------------------------------------------------
     def _check_family(self, key, family):
-        if not issubclass(family, MeanFieldGaussian | FullRankGaussian) or (
-                family.support != "real"):
+        if family.support != "real":  # the real-valued families are the Gaussians
             raise ValueError(f"family: {type(self).__name__} supports MeanFieldGaussian and "
                              f"FullRankGaussian factors, got {family.__name__} for {key!r}")
 
@@ -236,7 +235,7 @@ class GeneralizedLinearModel(Model):
         out = {}
         for key, family in families.items():
             self._check_family(key, family)
-            full = issubclass(family, FullRankGaussian)
+            full = family.joint
             precision, prior = self._start_precision(key, full)
             names = (key,) if isinstance(key, str) else key
             loc = np.concatenate([np.full(1, intercept) if n == "intercept"

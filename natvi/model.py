@@ -20,7 +20,7 @@ import numpy as np
 from autograd.tracer import Box, getval
 
 from natvi import closed_form, factors, monte_carlo
-from natvi.families.base import ExponentialFamily
+from natvi.families.base import is_family
 from natvi.validation import check_positive_int
 
 SUPPORTS = ("real", "positive", "unit_interval", "simplex", "binary", "categorical")
@@ -163,7 +163,7 @@ class Model:
             raise ValueError(f"families: expected a dict {{latent name: family class}} over "
                              f"{list(self.latents)}, got {families!r}")
         for name, family in families.items():
-            if not (isinstance(family, type) and issubclass(family, ExponentialFamily)):
+            if not is_family(family):
                 raise ValueError(f"families[{name!r}]: expected a natvi family class, "
                                  f"got {family!r}")
             if family.support != self.latents[name].support:

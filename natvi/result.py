@@ -362,7 +362,6 @@ def load(path, model=None):
 
 def _factor(arrays, i, key, cls, latents):
     """Factor ``key`` of family ``cls`` from its natural parameters, member ``natural|i``."""
-    from natvi.families import FullRankGaussian
     from natvi.model import standard_factor
 
     member = f"natural|{i}"
@@ -371,7 +370,7 @@ def _factor(arrays, i, key, cls, latents):
     # Gaussian): checked before building a standard member, which would otherwise take
     # whatever memory hand-edited latent shapes ask for.
     values = sum(math.prod(latents[name].shape) for name in factors.latent_names(key))
-    if values ** (2 if issubclass(cls, FullRankGaussian) else 1) > natural.size:
+    if values ** (2 if cls.joint else 1) > natural.size:
         raise serialization.Damaged(f"{member} holds {natural.size} numbers, too few for "
                                     f"factor {key!r} over {values} latent values")
     expected = standard_factor(cls, latents, key).natural.shape

@@ -330,7 +330,7 @@ def decode_factors(spec, latents):
         cls = getattr(families, family, None)
         if family not in families.__all__ or cls is None:
             raise Damaged(f"factors: unknown family {family!r}")
-        if len(names) > 1 and not issubclass(cls, families.FullRankGaussian):
+        if len(names) > 1 and not cls.joint:
             raise Damaged(f"factors: only a FullRankGaussian covers several latents, got "
                           f"{family} over {names}")
         for name in names:

@@ -70,8 +70,12 @@ def entropy_of_mean(mu):
 
 
 def test_is_a_transformed_gaussian():
+    """A Gaussian x = log z held by the family (composition, not inheritance: a LogNormal is
+    not a MeanFieldGaussian), with the same natural parameters."""
     q = LogNormal(loc=0.5, scale=2.0)
-    assert isinstance(q, TransformedGaussian) and isinstance(q, MeanFieldGaussian)
+    assert isinstance(q, TransformedGaussian) and not isinstance(q, MeanFieldGaussian)
+    assert isinstance(q.gaussian, MeanFieldGaussian)
+    np.testing.assert_array_equal(q.gaussian.natural, q.natural)
     assert LogNormal.support == "positive"
     assert LogNormal.n_params == 2 and LogNormal.event_shape == ()
     # loc and scale are those of x = log z, as scipy's lognorm(s=scale, scale=exp(loc))

@@ -93,7 +93,9 @@ def entropy_of_mean(mu):
 
 def test_is_a_transformed_gaussian():
     q = LogitNormal(loc=0.5, scale=2.0)
-    assert isinstance(q, TransformedGaussian) and isinstance(q, MeanFieldGaussian)
+    assert isinstance(q, TransformedGaussian) and not isinstance(q, MeanFieldGaussian)
+    assert isinstance(q.gaussian, MeanFieldGaussian)
+    np.testing.assert_array_equal(q.gaussian.natural, q.natural)
     assert LogitNormal.support == "unit_interval"
     assert LogitNormal.n_params == 2 and LogitNormal.event_shape == ()
     assert_allclose([q.loc, q.scale, q.variance], [0.5, 2.0, 4.0], rtol=1e-15)

@@ -1,6 +1,6 @@
 """Exponential-family variational families with analytic Fisher information."""
 
-from natvi.families.base import ExponentialFamily
+from natvi.families.base import ExponentialFamily, is_family
 from natvi.families.bernoulli import Bernoulli
 from natvi.families.beta import Beta
 from natvi.families.categorical import Categorical
@@ -16,5 +16,6 @@ from natvi.families.mean_field_gaussian import MeanFieldGaussian
 GAUSSIAN_BY_NAME = {"auto": "auto", "mean_field": MeanFieldGaussian,
                     "full_rank": FullRankGaussian}
 
-__all__ = ["GAUSSIAN_BY_NAME", "Bernoulli", "Beta", "Categorical", "Dirichlet", "ExponentialFamily",
-           "FullRankGaussian", "Gamma", "LogNormal", "LogitNormal", "MeanFieldGaussian"]
+__all__ = ["GAUSSIAN_BY_NAME", "Bernoulli", "Beta", "Categorical", "Dirichlet",
+           "ExponentialFamily", "FullRankGaussian", "Gamma", "LogNormal", "LogitNormal",
+           "MeanFieldGaussian", "is_family"]

@@ -10,6 +10,11 @@ import numpy as np
 from natvi.validation import check_positive_int
 
 
+def is_family(obj):
+    """Is ``obj`` a natvi family class (a subclass of :class:`ExponentialFamily`)?"""
+    return isinstance(obj, type) and issubclass(obj, ExponentialFamily)
+
+
 def times(c, x):
     """c·x elementwise, but 0 wherever x == 0, also where c overflowed to ±inf.
 
