@@ -327,8 +327,8 @@ def decode_factors(spec, latents):
             raise Damaged(f"factors must be a list of [latent names, family name], got an "
                           f"entry {entry!r}")
         names, family = entry
-        cls = getattr(families, family, None)
-        if family not in families.__all__ or cls is None:
+        cls = getattr(families, family, None) if isinstance(family, str) else None
+        if family not in families.__all__ or not families.is_family(cls):
             raise Damaged(f"factors: unknown family {family!r}")
         if len(names) > 1 and not cls.joint:
             raise Damaged(f"factors: only a FullRankGaussian covers several latents, got "
