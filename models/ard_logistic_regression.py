@@ -4,7 +4,8 @@ coefficient), fitted with Gaussian and Gamma factors together."""
 import autograd.numpy as anp
 import numpy as np
 
-from natvi import closed_form, factors
+from natvi import factors
+from natvi.engines import closed_form
 from natvi.families import Gamma
 from natvi.lazy_modules import special
 from natvi.likelihoods import logistic

@@ -1,8 +1,10 @@
 """The Beta–Bernoulli model: a conjugate pair, exact in one natural-gradient step."""
 
+import functools
+
 import numpy as np
 
-from natvi import closed_form
+from natvi.engines import ClosedForm
 from natvi.families import Beta
 from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
@@ -27,7 +29,6 @@ class BetaBernoulli(Model):
         Prior Beta parameters, > 0.
     """
 
-    deterministic = True
     vectorized = True
     default_families = {"p": Beta}
 
@@ -43,15 +44,14 @@ class BetaBernoulli(Model):
         self.dims = {"y": ["obs"]}
         self.successes = float(self.y.sum())
         self.failures = len(self.y) - self.successes
+        self.engine = ClosedForm(self._closed_form,
+                                 functools.partial(check_factors, self, families={"p": Beta}))
 
     def _closed_form(self, means):
         e_log_p, e_log_1mp = means["p"][0], means["p"][1]
         return ((self.a - 1 + self.successes) * e_log_p
                 + (self.b - 1 + self.failures) * e_log_1mp - special.betaln(self.a, self.b))
 
-    def expected_log_joint(self, posterior, rng=None):
-        check_factors(self, posterior, {"p": Beta})
-        return closed_form.expected_log_joint(self._closed_form, posterior)
 
     def log_evidence(self):
         """The exact log p(y) = log B(a + Σy, b + N − Σy) − log B(a, b)."""

@@ -1,8 +1,10 @@
 """The Gamma–Poisson model: a conjugate pair, exact in one natural-gradient step."""
 
+import functools
+
 import numpy as np
 
-from natvi import closed_form
+from natvi.engines import ClosedForm
 from natvi.families import Gamma
 from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
@@ -31,7 +33,6 @@ class GammaPoisson(Model):
         Positive exposures eᵢ (ones by default).
     """
 
-    deterministic = True
     vectorized = True
     default_families = {"rate": Gamma}
 
@@ -50,15 +51,13 @@ class GammaPoisson(Model):
         self._const = float(np.sum(self.counts * np.log(self.exposure)
                                    - special.gammaln(self.counts + 1))
                             + self.shape * np.log(self.rate) - special.gammaln(self.shape))
+        self.engine = ClosedForm(self._closed_form,
+                                 functools.partial(check_factors, self, families={"rate": Gamma}))
 
     def _closed_form(self, means):
         e_log_rate, e_rate = means["rate"][0], means["rate"][1]
         return ((self.shape - 1 + self.counts.sum()) * e_log_rate
                 - (self.rate + self.exposure.sum()) * e_rate + self._const)
-
-    def expected_log_joint(self, posterior, rng=None):
-        check_factors(self, posterior, {"rate": Gamma})
-        return closed_form.expected_log_joint(self._closed_form, posterior)
 
     def exact_posterior(self):
         """The exact posterior, Gamma(α + Σy, β + Σe)."""

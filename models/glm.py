@@ -1,13 +1,14 @@
 """Generalized linear models with Gaussian priors: the base of the regression models.
 
-A model class whose expected log joint goes through the GLM engine (:mod:`natvi.glm`):
+A model class whose expected log joint goes through the GLM engine
+(:class:`natvi.engines.GLMQuadrature`):
 a deterministic ELBO for mean-field and full-rank Gaussian factors alike (the data checks
 are in :mod:`natvi.validation`).
 """
 
 import numpy as np
 
-from natvi import glm
+from natvi.engines.glm import CURVATURES, Design, GLMQuadrature, gaussian_prior
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.model import Latent, Model
 from natvi.validation import (
@@ -44,7 +45,7 @@ class GeneralizedLinearModel(Model):
     with exposures eᵢ (ones unless given; used by count models).
 
     ``curvature`` and ``damping`` change the precision part of natural-gradient steps on
-    Gaussian factors (see :func:`natvi.glm.expected_log_likelihood`): the default exact
+    Gaussian factors (see :class:`natvi.engines.GLMQuadrature`): the default exact
     expected Hessian follows the ELBO; the others are for comparison (VOGN-type updates).
 
     Subclasses set ``likelihood`` (a :class:`natvi.likelihoods.Likelihood`) and define
@@ -53,7 +54,6 @@ class GeneralizedLinearModel(Model):
     coefficients jointly.
     """
 
-    deterministic = True
     vectorized = True
     likelihood = None
     #: no reparameterization to suggest when k̂ is high (see FitResult.diagnose)
@@ -68,11 +68,11 @@ class GeneralizedLinearModel(Model):
         self.intercept_scale = check_positive_scalar(intercept_scale, "intercept_scale")
         self.fit_intercept = check_flag(fit_intercept, "fit_intercept")
         self.n_points = None if n_points is None else check_positive_int(n_points, "n_points")
-        self.curvature = check_choice(curvature, "curvature", glm.CURVATURES)
+        self.curvature = check_choice(curvature, "curvature", CURVATURES)
         self.damping = check_nonnegative_scalar(damping, "damping")
         self.exposure = exposures(exposure, n)
         self.offset = np.log(self.exposure)
-        self.design = glm.Design(self.X, "coef", "intercept" if self.fit_intercept else None)
+        self.design = Design(self.X, "coef", "intercept" if self.fit_intercept else None)
         self.latents = {"coef": Latent((d,), "real")}
         self.prior_scales = {"coef": np.full(d, self.prior_scale)}
         if self.fit_intercept:
@@ -81,39 +81,22 @@ class GeneralizedLinearModel(Model):
         self.observed_data = {"y": self.y}
         self.coords = {"feature": self.feature_names, "obs": np.arange(n)}
         self.dims = {"coef": ["feature"], "y": ["obs"]}
+        self.engine = GLMQuadrature(self.design, self.likelihood, self.y, self.offset,
+                                    self._expected_log_prior, self.n_points, self.curvature,
+                                    self.damping, self._check_factors)
 
     # ---- engine ---------------------------------------------------------------------
+    def _check_factors(self, posterior):
+        for key, q in posterior.items():
+            self._check_family(key, type(q))
+
     def _check_family(self, key, family):
         if family.support != "real":  # the real-valued families are the Gaussians
             raise ValueError(f"family: {type(self).__name__} supports MeanFieldGaussian and "
                              f"FullRankGaussian factors, got {family.__name__} for {key!r}")
 
-    def expected_log_joint(self, posterior, rng=None):
-        for key, q in posterior.items():
-            self._check_family(key, type(q))
-        value, grads = self._expected_log_likelihood(posterior)
-        prior, prior_grads = self._expected_log_prior(posterior)
-        return value + prior, {k: grads.get(k, 0.0) + prior_grads.get(k, 0.0)
-                               for k in posterior}
-
-    def _expected_log_likelihood(self, posterior):
-        """E_q[log p(y | w)] and its gradient, block by block over X (see
-        :class:`natvi.glm.Design`)."""
-        def expectation(rows, loc, var):
-            return glm.expected_log_likelihood(self.likelihood, self.y[rows],
-                                               loc + self.offset[rows], var, self.n_points,
-                                               self.curvature)
-
-        value, grads = self.design.expected_log_likelihood(posterior, expectation)
-        if self.damping:
-            # Damping adds δ to the precision a natural-gradient step of 1 lands on: −δ/2
-            # on the gradient in each E[wⱼ²].
-            grads = {key: g + posterior[key].second_moment_grad(-0.5 * self.damping)
-                     for key, g in grads.items()}
-        return value, grads
-
     def _expected_log_prior(self, posterior):
-        return glm.expected_log_prior(posterior, self.prior_scales)
+        return gaussian_prior(posterior, self.prior_scales)
 
     # ---- log densities at draws -----------------------------------------------------
     #: rows of X per block of the log densities at draws: S × this many values at a time

@@ -3,7 +3,8 @@
 import autograd.numpy as anp
 import numpy as np
 
-from natvi import closed_form, factors
+from natvi import factors
+from natvi.engines import ClosedForm
 from natvi.families import FullRankGaussian, Gamma, MeanFieldGaussian
 from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
@@ -43,7 +44,6 @@ class LinearRegression(Model):
         Include the intercept α (latent ``intercept``).
     """
 
-    deterministic = True
     vectorized = True
     default_families = {"noise_precision": Gamma}
 
@@ -75,29 +75,22 @@ class LinearRegression(Model):
         self.observed_data = {"y": self.y}
         self.coords = {"feature": self.feature_names, "obs": np.arange(n)}
         self.dims = {"coef": ["feature"], "y": ["obs"]}
+        self.engine = ClosedForm(self._closed_form, self._check_factors, pass_families=True)
 
     # ---- the closed form in expected sufficient statistics ---------------------------
     def _real_keys(self, means):
         return [k for k in means if k != "noise_precision"]
 
-    def _expected_square_error(self, means):
+    def _expected_square_error(self, means, families):
         """E‖y − Dw‖² and E[w²] per column, from the Gaussian factors' mean parameters."""
         g = self._gram
         m_parts, cols, second, within = [], [], [], 0.0
         for key in self._real_keys(means):
             idx = [c for name in factors.latent_names(key) for c in self._columns[name]]
-            mu = means[key]
-            k = len(idx)
-            block = g[np.ix_(idx, idx)]
-            if mu.ndim == 1 and mu.shape[0] == k + k * k:  # full rank: (m, E[wwᵀ])
-                m, m2 = mu[:k], anp.reshape(mu[k:], (k, k))
-                within = within + anp.sum(block * m2) - anp.dot(m, anp.dot(block, m))
-                second.append(anp.diagonal(m2, axis1=-1, axis2=-2))
-            else:  # mean field: (m, E[w²]) per element
-                m, s = anp.reshape(mu[..., 0], (-1,)), anp.reshape(mu[..., 1], (-1,))
-                within = within + anp.sum(anp.diagonal(block) * (s - m * m))
-                second.append(s)
-            m_parts.append(m)
+            family, mu = families[key], means[key]
+            within = within + family.trace_cov_from_mean(mu, g[np.ix_(idx, idx)])
+            second.append(anp.reshape(family.second_moments_from_mean(mu), (-1,)))
+            m_parts.append(family.loc_from_mean(mu))
             cols.extend(idx)
         order = np.argsort(cols)
         m_all = anp.concatenate(m_parts)[order]
@@ -105,8 +98,8 @@ class LinearRegression(Model):
         sse = self._yty - 2 * anp.dot(m_all, self._xty) + anp.dot(m_all, anp.dot(g, m_all))
         return sse + within, e2
 
-    def _closed_form(self, means):
-        sse, e2 = self._expected_square_error(means)
+    def _closed_form(self, means, families):
+        sse, e2 = self._expected_square_error(means, families)
         n = len(self.y)
         prior = anp.sum(-0.5 * (_LOG_2PI + np.log(self._prior_var)) - e2 / (2 * self._prior_var))
         if self.noise_scale is not None:
@@ -124,9 +117,8 @@ class LinearRegression(Model):
             want["noise_precision"] = Gamma
         return want
 
-    def expected_log_joint(self, posterior, rng=None):
+    def _check_factors(self, posterior):
         check_factors(self, posterior, self._supported(posterior))
-        return closed_form.expected_log_joint(self._closed_form, posterior)
 
     # ---- exact answers with known noise ----------------------------------------------
     def exact_posterior(self):

@@ -19,7 +19,8 @@ from typing import NamedTuple
 import numpy as np
 from autograd.tracer import Box, getval
 
-from natvi import closed_form, factors, monte_carlo
+from natvi import factors
+from natvi.engines import ClosedForm, Engine, MonteCarlo, closed_form, monte_carlo
 from natvi.families.base import is_family
 from natvi.validation import check_positive_int
 
@@ -122,9 +123,6 @@ class Model:
 
     #: {name: Latent}
     latents: dict = {}
-    #: True when :meth:`expected_log_joint` is exact (closed form or quadrature), so the
-    #: ELBO is deterministic and optimizers may line-search on it.
-    deterministic: bool = False
     #: {latent name: family class} the model prefers over the defaults per support
     default_families: dict = {}
     #: {name: array} of observed data, for ArviZ's ``observed_data`` group
@@ -156,8 +154,10 @@ class Model:
         self._log_joint = log_joint
         self._pointwise = pointwise_log_likelihood
         self._closed_form = closed_form
-        self.deterministic = closed_form is not None
         self.n_samples = check_positive_int(n_samples, "n_samples")
+        self.engine = (ClosedForm(self._checked_closed_form()) if closed_form is not None
+                       else MonteCarlo(self._checked_log_joint(), self.latents, self.n_samples))
+        self._engine_of_functions = True  # explain_nonfinite looks into these functions
         families = {} if families is None else families
         if not isinstance(families, dict) or set(families) - set(self.latents):
             raise ValueError(f"families: expected a dict {{latent name: family class}} over "
@@ -179,8 +179,28 @@ class Model:
         self.coords = dict(coords or {})
         self.dims = dict(dims or {})
 
-    def expected_log_joint(self, posterior, rng):
-        """E_q[log p(x, z)] and its gradient in each factor's mean parameters.
+    @property
+    def engine(self):
+        """What computes the ELBO (see :mod:`natvi.engines`)."""
+        engine = self.__dict__.get("_engine")
+        if type(self).expected_log_joint is not Model.expected_log_joint:
+            # a subclass that overrides expected_log_joint (as models were written before
+            # engines): its method is the engine
+            return _MethodEngine(self, engine)
+        return engine
+
+    @engine.setter
+    def engine(self, engine):
+        self.__dict__["_engine"] = engine
+
+    @property
+    def deterministic(self):
+        """Whether the model's ELBO is exact (its engine's ``deterministic``)."""
+        return self.engine.deterministic
+
+    def expected_log_joint(self, posterior, rng=None):
+        """E_q[log p(x, z)] and its gradient in each factor's mean parameters, from the
+        model's engine (see :mod:`natvi.engines`).
 
         Parameters
         ----------
@@ -195,10 +215,12 @@ class Model:
         grads : dict
             {factor key: ∇_μ E_q[log p], shaped like that factor's ``mean_params``}.
         """
-        if self._closed_form is not None:
-            return closed_form.expected_log_joint(self._checked_closed_form(), posterior)
-        return monte_carlo.expected_log_joint(self._checked_log_joint(), posterior,
-                                              self.latents, rng, self.n_samples)
+        engine = self.__dict__.get("_engine")
+        if engine is None:
+            raise NotImplementedError(f"model: {type(self).__name__} has no engine; set "
+                                      f"self.engine (see natvi.engines) or override "
+                                      f"expected_log_joint")
+        return engine.expected_log_joint(posterior, rng)
 
     def _checked_log_joint(self):
         return partial(_call_scalar, self._log_joint, "log_joint", "latent")
@@ -275,7 +297,7 @@ class Model:
         ``NONFINITE_DRAWS`` draws from ``posterior`` (seed 0); the first non-finite draw is
         shown.
         """
-        if type(self).expected_log_joint is not Model.expected_log_joint:
+        if not getattr(self, "_engine_of_functions", False):
             return None
         with np.errstate(all="ignore"):
             if self._closed_form is not None:
@@ -357,6 +379,20 @@ class Model:
         """Starting point of a fit: {factor key: family instance} for ``families``
         {factor key: family class}; by default each family's standard member."""
         return {key: standard_factor(cls, self.latents, key) for key, cls in families.items()}
+
+
+class _MethodEngine(Engine):
+    """The engine of a model subclass that overrides ``expected_log_joint``: deterministic
+    as its class says (a ``deterministic`` attribute), else as the engine it overrides."""
+
+    def __init__(self, model, inner=None):
+        self.model = model
+        flag = getattr(type(model), "deterministic", None)
+        self.deterministic = (flag if isinstance(flag, bool)
+                              else inner is not None and inner.deterministic)
+
+    def expected_log_joint(self, posterior, rng=None):
+        return self.model.expected_log_joint(posterior, rng)
 
 
 def standard_factor(family, latents, key):

@@ -127,7 +127,7 @@ def _rows(likelihood, rule, y, loc, var):
     return gauss_hermite_rows(likelihood, y, loc, var, int(rule))
 
 
-def expected_log_likelihood(likelihood, y, loc, var, n_points=None):
+def expectation(likelihood, y, loc, var, n_points=None):
     """Σᵢ E[log p(yᵢ | ηᵢ)] for ηᵢ ~ N(locᵢ, varᵢ), with its gradient.
 
     Each row is integrated by the rule :func:`rules` picks for it: the likelihood's

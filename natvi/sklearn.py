@@ -25,7 +25,8 @@ except ImportError:  # pragma: no cover - scikit-learn 1.3 to 1.5
     def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **kwargs):
         return estimator._validate_data(X, y, reset=reset, **kwargs)
 
-from natvi import factors, glm
+from natvi import factors
+from natvi.engines.glm import Design
 from natvi.families import GAUSSIAN_BY_NAME
 from natvi.fit import fit as _fit
 from natvi.models import LogisticRegression as _LogisticRegression
@@ -255,7 +256,7 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         mean, var : ndarray, shape (n_samples,) each
         """
         X = self._features(X)
-        design = glm.Design(X, "coef", "intercept" if self.fit_intercept else None)
+        design = Design(X, "coef", "intercept" if self.fit_intercept else None)
         return design.predictor_moments(self.result_.posterior)
 
     def _log_proba(self, X):

@@ -218,14 +218,15 @@ def test_max_iter_checkpoint_continues(reference, tmp_path, case, short):
 
 
 def _count_calls(model):
-    """Wrap the model's expected_log_joint to count its calls; returns the list counter."""
-    calls, original = [0], model.expected_log_joint
+    """Wrap the model's engine's expected_log_joint to count its calls; returns the list
+    counter."""
+    calls, original = [0], model.engine.expected_log_joint
 
     def counted(posterior, rng=None):
         calls[0] += 1
         return original(posterior, rng)
 
-    model.expected_log_joint = counted
+    model.engine.expected_log_joint = counted
     return calls
 
 
@@ -245,8 +246,9 @@ def test_converged_checkpoint_returns_at_once(reference, tmp_path):
 
 # ---- 2. Ctrl-C inside an iteration ------------------------------------------------------
 def _interrupt_on_call(model, n):
-    """Make the n-th call of the model's expected_log_joint raise KeyboardInterrupt."""
-    calls, original = [0], model.expected_log_joint
+    """Make the n-th call of the model's engine's expected_log_joint raise
+    KeyboardInterrupt."""
+    calls, original = [0], model.engine.expected_log_joint
 
     def interrupting(posterior, rng=None):
         calls[0] += 1
@@ -254,7 +256,7 @@ def _interrupt_on_call(model, n):
             raise KeyboardInterrupt
         return original(posterior, rng)
 
-    model.expected_log_joint = interrupting
+    model.engine.expected_log_joint = interrupting
     return calls
 
 

@@ -10,7 +10,8 @@ import pytest
 from scipy import integrate, special, stats
 
 import natvi
-from natvi import glm, likelihoods
+from natvi import likelihoods
+from natvi.engines import glm
 from natvi.models import LogisticRegression, PoissonRegression, ProbitRegression
 
 RNG = np.random.default_rng(0)
@@ -27,22 +28,22 @@ def _gauss(g, a, b):
 
 @pytest.mark.parametrize("lik", [likelihoods.logistic, likelihoods.probit])
 def test_hessian_is_the_derivative_of_the_expectation(lik):
-    v0, _, g_var = glm.expected_log_likelihood(lik, Y, LOC, VAR, 32, "hessian")
+    v0, _, g_var = glm.predictor_expectation(lik, Y, LOC, VAR, 32, "hessian")
     h = 1e-6
     for i in range(len(Y)):
         up, down = VAR.copy(), VAR.copy()
         up[i] += h
         down[i] -= h
-        fd = (glm.expected_log_likelihood(lik, Y, LOC, up)[0]
-              - glm.expected_log_likelihood(lik, Y, LOC, down)[0]) / (2 * h)
+        fd = (glm.predictor_expectation(lik, Y, LOC, up)[0]
+              - glm.predictor_expectation(lik, Y, LOC, down)[0]) / (2 * h)
         assert abs(g_var[i] - fd) < 1e-7
 
 
 @pytest.mark.parametrize("lik", [likelihoods.logistic, likelihoods.probit, likelihoods.poisson])
 def test_ggn_is_the_curvature_at_the_mean(lik):
     y = Y if lik is not likelihoods.poisson else np.array([0.0, 3.0, 1.0, 7.0])
-    value, g_loc, g_var = glm.expected_log_likelihood(lik, y, LOC, VAR, 32, "ggn")
-    exact_value, exact_loc, _ = glm.expected_log_likelihood(lik, y, LOC, VAR, 32)
+    value, g_loc, g_var = glm.predictor_expectation(lik, y, LOC, VAR, 32, "ggn")
+    exact_value, exact_loc, _ = glm.predictor_expectation(lik, y, LOC, VAR, 32)
     assert value == exact_value and np.array_equal(g_loc, exact_loc)  # only g_var changes
     if lik is likelihoods.logistic:
         expected = -special.expit(LOC) * special.expit(-LOC)
@@ -64,7 +65,7 @@ def test_ggn_is_the_fisher_of_an_exponential_family_likelihood():
 
 
 def test_empirical_fisher_is_minus_half_the_mean_squared_gradient():
-    _, _, g_var = glm.expected_log_likelihood(likelihoods.logistic, Y, LOC, VAR, 32,
+    _, _, g_var = glm.predictor_expectation(likelihoods.logistic, Y, LOC, VAR, 32,
                                               "empirical_fisher")
     for i in range(len(Y)):
         ref = _gauss(lambda e, y=Y[i]: (y - special.expit(e)) ** 2, LOC[i], VAR[i])

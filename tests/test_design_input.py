@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import natvi
-from natvi import glm
+from natvi.engines import glm
 from natvi.models import LogisticRegression, PoissonRegression
 
 N, D = 300, 4

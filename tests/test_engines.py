@@ -18,8 +18,8 @@ from autograd.scipy.special import digamma, expit
 from scipy import special, stats
 
 import natvi
-from natvi import closed_form, monte_carlo
 from natvi.elbo import elbo
+from natvi.engines import closed_form, monte_carlo
 from natvi.families import (
     Bernoulli,
     Beta,

@@ -41,14 +41,15 @@ def result():
 
 
 def _count_calls(model):
-    """Wrap the model's expected_log_joint to count its calls; returns the list counter."""
-    calls, original = [0], model.expected_log_joint
+    """Wrap the model's engine's expected_log_joint to count its calls; returns the list
+    counter."""
+    calls, original = [0], model.engine.expected_log_joint
 
     def counted(posterior, rng=None):
         calls[0] += 1
         return original(posterior, rng)
 
-    model.expected_log_joint = counted
+    model.engine.expected_log_joint = counted
     return calls
 
 

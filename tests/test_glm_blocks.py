@@ -5,7 +5,8 @@ one block in one chunk, for every way the intercept and the coefficients can be 
 import numpy as np
 import pytest
 
-from natvi import FullRankGaussian, MeanFieldGaussian, glm, likelihoods
+from natvi import FullRankGaussian, MeanFieldGaussian, likelihoods
+from natvi.engines import glm
 
 N, D = 300, 4
 
@@ -37,10 +38,10 @@ def _evaluate(monkeypatch, block_rows, chunk_bytes, X, y, posterior):
     design = glm.Design(X, "coef", intercept)
 
     def expectation(rows, loc, var):
-        return glm.expected_log_likelihood(likelihoods.logistic, y[rows], loc, var)
+        return glm.predictor_expectation(likelihoods.logistic, y[rows], loc, var)
 
     moments = design.predictor_moments(posterior)
-    value, grads = design.expected_log_likelihood(posterior, expectation)
+    value, grads = design.integrate(posterior, expectation)
     return moments, value, grads
 
 

@@ -4,9 +4,9 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
+from natvi.engines.monte_carlo import expected_log_joint
 from natvi.families import MeanFieldGaussian
 from natvi.models import LogisticRegression
-from natvi.monte_carlo import expected_log_joint
 
 
 def _problem():

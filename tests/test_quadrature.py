@@ -31,7 +31,8 @@ from scipy import integrate, special
 import natvi.quadrature
 from natvi import likelihoods, quadrature, reference
 from natvi.likelihoods import logistic
-from natvi.quadrature import expected_log_likelihood, gauss_hermite
+from natvi.quadrature import expectation as expected_log_likelihood
+from natvi.quadrature import gauss_hermite
 
 LOCS = [-3.0, -1.0, 0.0, 0.7, 2.5]
 YS = [0.0, 1.0]

@@ -555,6 +555,19 @@ class FullRankGaussian(ExponentialFamily):
         return anp.diagonal(anp.reshape(mu[..., d:], mu.shape[:-1] + (d, d)), axis1=-1,
                             axis2=-2)
 
+    @staticmethod
+    def loc_from_mean(mu):
+        """The mean m, (d,), from mean parameters ``mu`` = (m, ravel(E[zzᵀ])) (autograd-safe)."""
+        return mu[..., :_dim_of(mu.shape[-1])]
+
+    @staticmethod
+    def trace_cov_from_mean(mu, G):
+        """tr(G Σ) = ⟨G, E[zzᵀ] − mmᵀ⟩ from mean parameters ``mu`` and a (d, d) matrix ``G``
+        (autograd-safe)."""
+        d = _dim_of(mu.shape[-1])
+        m, second = mu[:d], anp.reshape(mu[d:], (d, d))
+        return anp.sum(G * second) - anp.dot(m, anp.dot(G, m))
+
     #: draws are m + Lε of standard normal ε: pathwise gradients apply
     reparameterizable = True
 

@@ -200,6 +200,18 @@ class MeanFieldGaussian(ExponentialFamily):
         """E[z²] per element from mean parameters ``mu`` (autograd-safe)."""
         return mu[..., 1]
 
+    @staticmethod
+    def loc_from_mean(mu):
+        """The means, flattened to (size,), from mean parameters ``mu`` (autograd-safe)."""
+        return anp.reshape(mu[..., 0], (-1,))
+
+    @staticmethod
+    def trace_cov_from_mean(mu, G):
+        """tr(G Σ) = Σⱼ Gⱼⱼ vⱼ for the flattened elements, from mean parameters ``mu`` and a
+        (size, size) matrix ``G`` (autograd-safe)."""
+        m, s = anp.reshape(mu[..., 0], (-1,)), anp.reshape(mu[..., 1], (-1,))
+        return anp.sum(anp.diagonal(G) * (s - m * m))
+
     #: draws are loc + scale·ε of standard normal ε: pathwise gradients apply
     reparameterizable = True
 

@@ -10,6 +10,8 @@ of the data, so a natural-gradient step of 1 lands on the coordinate-ascent upda
 import autograd
 import numpy as np
 
+from natvi.engines.base import Engine
+
 
 def expected_log_joint(fn, posterior):
     """E_q[log p(x, z)] = ``fn(means)`` and its gradient in each factor's mean parameters.
@@ -31,3 +33,36 @@ def expected_log_joint(fn, posterior):
     means = {key: np.asarray(q.mean_params) for key, q in posterior.items()}
     value, grads = autograd.value_and_grad(fn)(means)
     return float(value), {key: np.asarray(grads[key], dtype=float) for key in posterior}
+
+
+class ClosedForm(Engine):
+    """E_q[log p(x, z)] = ``fn(means)`` exactly (see :func:`expected_log_joint`).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(means)`` with ``means`` = {factor key: mean parameters}, written with
+        ``autograd.numpy``; returns a scalar.
+    check : callable, optional
+        ``check(posterior)``: raises ValueError for factors ``fn`` is not written for.
+    pass_families : bool
+        Call ``fn(means, families)`` with {factor key: family class}, for an expectation
+        written for more than one family of a factor (it reads their mean parameters
+        through the family's static methods).
+    """
+
+    deterministic = True
+
+    def __init__(self, fn, check=None, pass_families=False):
+        self.fn, self.check, self.pass_families = fn, check, pass_families
+
+    def expected_log_joint(self, posterior, rng=None):
+        if self.check is not None:
+            self.check(posterior)
+        fn = self.fn
+        if self.pass_families:
+            families = {key: type(q) for key, q in posterior.items()}
+
+            def fn(means):
+                return self.fn(means, families)
+        return expected_log_joint(fn, posterior)

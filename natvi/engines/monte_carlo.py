@@ -19,6 +19,7 @@ import autograd
 import numpy as np
 
 from natvi import factors
+from natvi.engines.base import Engine
 from natvi.validation import check_positive_int
 
 
@@ -106,3 +107,26 @@ def score_function_gradient(f_values, q, draws, control_variate=True):
     if control_variate:
         return q.fisher_solve(np.tensordot(f_values - f_values.mean(), t, axes=(0, 0)) / (n - 1))
     return q.fisher_solve(np.tensordot(f_values, t, axes=(0, 0)) / n)
+
+
+class MonteCarlo(Engine):
+    """E_q[log p(x, z)] of a log joint by Monte Carlo, fresh draws at every call (see
+    :func:`expected_log_joint`): an unbiased, noisy estimate.
+
+    Parameters
+    ----------
+    log_joint : callable
+        ``log_joint(z)`` for one draw ``z`` = {latent name: array}, written with
+        ``autograd.numpy``; returns a scalar.
+    latents : dict
+        {latent name: natvi.model.Latent}.
+    n_samples : int
+        Draws per estimate.
+    """
+
+    def __init__(self, log_joint, latents, n_samples=16):
+        self.log_joint, self.latents = log_joint, latents
+        self.n_samples = check_positive_int(n_samples, "n_samples")
+
+    def expected_log_joint(self, posterior, rng=None):
+        return expected_log_joint(self.log_joint, posterior, self.latents, rng, self.n_samples)

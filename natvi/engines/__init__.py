@@ -1,0 +1,17 @@
+"""Engines: what computes a model's ELBO and its natural gradient (see :mod:`.base` for the
+protocol every engine follows).
+
+- :class:`ClosedForm`: conjugate and semi-conjugate models, whose expected log joint is a
+  function of the factors' expected sufficient statistics; exact.
+- :class:`GLMQuadrature`: generalized linear models, whose data terms see the latents
+  through linear predictors; exact to 1e-14 nats per observation.
+- :class:`MonteCarlo`: any log joint written with ``autograd.numpy``; fresh draws at every
+  evaluation, pathwise or score-function gradients.
+"""
+
+from natvi.engines.base import ELBO, Engine
+from natvi.engines.closed_form import ClosedForm
+from natvi.engines.glm import GLMQuadrature
+from natvi.engines.monte_carlo import MonteCarlo
+
+__all__ = ["ELBO", "ClosedForm", "Engine", "GLMQuadrature", "MonteCarlo"]
