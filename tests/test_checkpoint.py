@@ -22,6 +22,14 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import (
+    BAD_FILES,
+    bad_file,
+    central_directory_offsets,
+    count_calls,
+    read_flipped,
+    rewrite,
+)
 
 import natvi
 from natvi import serialization
@@ -217,19 +225,6 @@ def test_max_iter_checkpoint_continues(reference, tmp_path, case, short):
                     reference[case])
 
 
-def _count_calls(model):
-    """Wrap the model's engine's expected_log_joint to count its calls; returns the list
-    counter."""
-    calls, original = [0], model.engine.expected_log_joint
-
-    def counted(posterior, rng=None):
-        calls[0] += 1
-        return original(posterior, rng)
-
-    model.engine.expected_log_joint = counted
-    return calls
-
-
 def test_converged_checkpoint_returns_at_once(reference, tmp_path):
     """Resuming a converged fit evaluates nothing (not even with a larger max_iter) and returns
     the converged result as it was."""
@@ -238,7 +233,7 @@ def test_converged_checkpoint_returns_at_once(reference, tmp_path):
               **kwargs)
     assert checkpoint_meta(tmp_path / "done.npz")["status"] == "converged"
     fresh, _, _ = build("logistic_ngd", full=False)
-    calls = _count_calls(fresh)
+    calls = count_calls(fresh)
     again = natvi.fit(fresh, optimizer, resume=tmp_path / "done.npz", max_iter=5000, **kwargs)
     assert calls[0] == 0
     assert_same_fit(again, reference["logistic_ngd"])
@@ -422,7 +417,7 @@ def test_strict_raises_on_divergence(tmp_path, optimizer):
         natvi.fit(CliffTarget(), optimizer, strict=True, checkpoint=tmp_path / "c.npz")
     assert checkpoint_meta(tmp_path / "c.npz")["status"] == "diverged"
     model = CliffTarget()
-    calls = _count_calls(model)
+    calls = count_calls(model)
     again = natvi.fit(model, optimizer, resume=tmp_path / "c.npz", max_iter=50)
     assert calls[0] == 0
     assert_same_fit(again, loose)
@@ -482,45 +477,13 @@ def test_resume_refuses_another_fit(logistic_checkpoint, label):
         natvi.fit(model, optimizer, resume=logistic_checkpoint, **kwargs)
 
 
-def _foreign_npz(path):
-    np.savez(path, a=np.arange(3), b=np.eye(2))
-
-
-def _pickled_npz(path):
-    np.savez(path, __meta__=np.array([{"format": "natvi"}], dtype=object))
-
-
-def _truncated(fraction):
-    def make(path, source):
-        data = source.read_bytes()
-        path.write_bytes(data[:int(len(data) * fraction)])
-    return make
-
-
-BAD_FILES = {
-    "missing": None,
-    "empty": lambda p, s: p.write_bytes(b""),
-    "random bytes": lambda p, s: p.write_bytes(np.random.default_rng(0).bytes(4096)),
-    "text": lambda p, s: p.write_text("natvi checkpoint\n"),
-    "truncated 10%": _truncated(0.1),
-    "truncated 50%": _truncated(0.5),
-    "truncated 99%": _truncated(0.99),
-    "foreign npz": lambda p, s: _foreign_npz(p),
-    "npz needing pickle": lambda p, s: _pickled_npz(p),
-    "directory": lambda p, s: p.mkdir(),
-}
-
-
 @pytest.mark.parametrize("label", list(BAD_FILES))
 def test_resume_from_bad_file(logistic_checkpoint, tmp_path, label):
     """A missing, empty, random, truncated, foreign or pickle-needing file is a ValueError
     starting with "resume:" (never an exception type from NumPy or zipfile)."""
-    path = tmp_path / "bad.npz"
-    if BAD_FILES[label] is not None:
-        BAD_FILES[label](path, logistic_checkpoint)
     X, y = _standardized()
     with pytest.raises(ValueError, match="^resume:"):
-        natvi.fit(LogisticRegression(X, y), resume=path)
+        natvi.fit(LogisticRegression(X, y), resume=bad_file(label, tmp_path, logistic_checkpoint))
 
 
 def test_resume_from_unknown_version_and_from_a_result(logistic_checkpoint, tmp_path,
@@ -554,19 +517,13 @@ def test_checkpoint_into_missing_directory_fails_before_fitting(tmp_path):
     before the first iteration, not an OSError after checkpoint_every iterations of work."""
     X, y = _standardized()
     model = LogisticRegression(X, y)
-    calls = _count_calls(model)
+    calls = count_calls(model)
     with pytest.raises(ValueError, match="^checkpoint:"):
         natvi.fit(model, checkpoint=tmp_path / "no" / "such" / "dir.npz")
     assert calls[0] == 0
 
 
-def _rewrite(source, path, meta_edit=None, arrays_edit=None):
-    meta, arrays = serialization.read(source, "checkpoint")
-    if meta_edit:
-        meta_edit(meta)
-    if arrays_edit:
-        arrays_edit(arrays)
-    serialization.write(path, "checkpoint", meta, arrays)
+_rewrite = functools.partial(rewrite, "checkpoint")
 
 
 def _drop(key):
@@ -609,17 +566,6 @@ def test_resume_from_damaged_checkpoint(logistic_checkpoint, tmp_path, label):
         natvi.fit(LogisticRegression(X, y), resume=tmp_path / "damaged.npz", max_iter=6)
 
 
-def _central_directory_offsets(path):
-    """Offsets of the fields 'version needed', 'flags' and 'compression' of every entry of
-    the zip's central directory (signature PK\\x01\\x02)."""
-    data = path.read_bytes()
-    out, start = [], data.find(b"PK\x01\x02")
-    while start >= 0:
-        out += [start + 6, start + 8, start + 10]
-        start = data.find(b"PK\x01\x02", start + 1)
-    return out
-
-
 def test_resume_from_flipped_bytes(logistic_checkpoint, tmp_path):
     """Flipping one byte anywhere in the central directory's version, flags or compression
     fields, or every 211th byte of the file, either leaves the checkpoint readable to the same
@@ -627,28 +573,16 @@ def test_resume_from_flipped_bytes(logistic_checkpoint, tmp_path):
     'unsupported compression' must not leak)."""
     data = logistic_checkpoint.read_bytes()
     want = serialization.read(logistic_checkpoint, "checkpoint")[1]
-    offsets = sorted(set(_central_directory_offsets(logistic_checkpoint))
-                     | set(range(0, len(data), 211)))
-    leaked = {}
+    central = central_directory_offsets(data)
+    for got in read_flipped(data, sorted(set(central) | set(range(0, len(data), 211))),
+                            tmp_path / "flip.npz",
+                            lambda p: serialization.read(p, "checkpoint", "resume")[1], "resume:"):
+        assert set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in want)
     X, y = _standardized()
     model = LogisticRegression(X, y)
-    for offset in offsets:
-        flipped = bytearray(data)
-        flipped[offset] ^= 0xFF
-        (tmp_path / "flip.npz").write_bytes(bytes(flipped))
-        try:
-            got = serialization.read(tmp_path / "flip.npz", "checkpoint", "resume")[1]
-        except ValueError as exc:
-            assert str(exc).startswith("resume:")
-            continue
-        except Exception as exc:  # collected and reported below
-            leaked[offset] = f"{type(exc).__name__}: {exc}"
-            continue
-        assert set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in want)
-    assert not leaked, leaked
     with pytest.raises(ValueError, match="^resume:"):
         flipped = bytearray(data)
-        flipped[_central_directory_offsets(logistic_checkpoint)[2]] ^= 0xFF
+        flipped[central[2]] ^= 0xFF
         (tmp_path / "flip.npz").write_bytes(bytes(flipped))
         natvi.fit(model, resume=tmp_path / "flip.npz")
     assert zipfile.is_zipfile(logistic_checkpoint)

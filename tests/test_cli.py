@@ -1,6 +1,5 @@
 """The natvi command: fits match the library's, files read back, errors are one clean line."""
 
-import importlib
 import os
 import re
 import runpy
@@ -15,6 +14,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import import_without
 
 import natvi
 from natvi import cli, diagnostics
@@ -353,10 +353,7 @@ def test_help_exits_zero(capsys):
 
 def test_module_imports_without_pandas(monkeypatch):
     """natvi.cli imports pandas only inside the commands."""
-    monkeypatch.setitem(sys.modules, "pandas", None)
-    monkeypatch.delitem(sys.modules, "natvi.cli")
-    monkeypatch.setattr(natvi, "cli", cli, raising=False)  # restored after the re-import
-    fresh = importlib.import_module("natvi.cli")
+    fresh = import_without(monkeypatch, cli, "pandas")
     assert fresh is not cli and callable(fresh.main)
 
 

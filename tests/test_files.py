@@ -26,9 +26,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import count_calls, rewrite
 
 import natvi
-from natvi import serialization
 from natvi.data import load_breast_cancer
 from natvi.families import MeanFieldGaussian
 from natvi.models import BetaBernoulli, LogisticRegression
@@ -38,19 +38,6 @@ from natvi.models import BetaBernoulli, LogisticRegression
 def result():
     """A two-iteration Adam fit of a Beta-Bernoulli model (factor 0: the Beta posterior)."""
     return natvi.fit(BetaBernoulli([1, 0, 1, 1]), "adam", max_iter=2)
-
-
-def _count_calls(model):
-    """Wrap the model's engine's expected_log_joint to count its calls; returns the list
-    counter."""
-    calls, original = [0], model.engine.expected_log_joint
-
-    def counted(posterior, rng=None):
-        calls[0] += 1
-        return original(posterior, rng)
-
-    model.engine.expected_log_joint = counted
-    return calls
 
 
 # ---- 10. paths --------------------------------------------------------------------------
@@ -80,7 +67,7 @@ def test_checkpoint_to_a_directory_fails_before_fitting(tmp_path):
     """fit(checkpoint=directory) is an IsADirectoryError naming checkpoint and the path,
     raised while the arguments are checked: before the model is evaluated once."""
     model = BetaBernoulli([1, 0, 1])
-    calls = _count_calls(model)
+    calls = count_calls(model)
     with pytest.raises(IsADirectoryError,
                        match=f"^checkpoint: {re.escape(repr(str(tmp_path)))} is a directory"):
         natvi.fit(model, checkpoint=tmp_path, checkpoint_every=1)
@@ -201,16 +188,6 @@ def test_sigkill_mid_write_then_next_write_cleans_up(tmp_path, kind):
 
 
 # ---- 11. hand-edited results ------------------------------------------------------------
-def _edit(kind, source, path, meta_edit=None, arrays_edit=None):
-    """Rewrite the natvi file ``source`` to ``path`` with valid CRCs, after the edits."""
-    meta, arrays = serialization.read(source, kind)
-    if meta_edit:
-        meta_edit(meta)
-    if arrays_edit:
-        arrays_edit(arrays)
-    serialization.write(path, kind, meta, arrays)
-
-
 def _set(key, value):
     return lambda d: d.update({key: value})
 
@@ -310,7 +287,7 @@ def test_hand_edited_result(result, tmp_path, label):
     meta_edit, arrays_edit, message = DAMAGED_RESULTS[label]
     result.save(tmp_path / "good.npz")
     path = tmp_path / "damaged.npz"
-    _edit("result", tmp_path / "good.npz", path, meta_edit, arrays_edit)
+    rewrite("result", tmp_path / "good.npz", path, meta_edit, arrays_edit)
     with pytest.raises(ValueError, match=f"^path: {re.escape(repr(str(path)))} is a damaged "
                                          f"natvi result: {message}"):
         natvi.load(path)
@@ -323,7 +300,7 @@ def test_every_optimizer_name_and_status_of_a_fit_loads(tmp_path):
     statuses = ["converged", "max_iter", "diverged", "interrupted"]
     natvi.fit(BetaBernoulli([1, 0]), max_iter=2).save(tmp_path / "r.npz")
     for name, status in zip(names, statuses * 3, strict=False):
-        _edit("result", tmp_path / "r.npz", tmp_path / "e.npz",
+        rewrite("result", tmp_path / "r.npz", tmp_path / "e.npz",
               lambda m, n=name, s=status: m.update(optimizer=n, status=s, gain=float("nan")))
         loaded = natvi.load(tmp_path / "e.npz")
         assert (loaded.optimizer, loaded.status) == (name, status)
@@ -437,9 +414,9 @@ def test_resume_from_hand_edited_checkpoint(checkpoints, tmp_path, label):
     ValueError naming resume, the file and the field, before any iteration."""
     optimizer, meta_edit, arrays_edit, message = DAMAGED_CHECKPOINTS[label]
     path = tmp_path / "damaged.npz"
-    _edit("checkpoint", checkpoints[optimizer], path, meta_edit, arrays_edit)
+    rewrite("checkpoint", checkpoints[optimizer], path, meta_edit, arrays_edit)
     model = LogisticRegression(*_standardized())
-    calls = _count_calls(model)
+    calls = count_calls(model)
     with pytest.raises(ValueError, match=f"^resume: {re.escape(repr(str(path)))} is a damaged "
                                          f"natvi checkpoint: {message}"):
         _fit(optimizer, model, resume=path, max_iter=6)
@@ -449,7 +426,7 @@ def test_resume_from_hand_edited_checkpoint(checkpoints, tmp_path, label):
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_unedited_checkpoints_resume(checkpoints, tmp_path, optimizer):
     """The checkpoints the tests above edit resume as they are (rewritten unchanged too)."""
-    _edit("checkpoint", checkpoints[optimizer], tmp_path / "same.npz")
+    rewrite("checkpoint", checkpoints[optimizer], tmp_path / "same.npz")
     for path in (checkpoints[optimizer], tmp_path / "same.npz"):
         assert _fit(optimizer, resume=path, max_iter=4).n_iter == 4
 

@@ -1,11 +1,11 @@
 """natvi.plot.elbo draws what the histories hold, and ArviZ's own plots read to_arviz output."""
 
-import importlib
 import sys
 
 import arviz as az
 import numpy as np
 import pytest
+from helpers import import_without
 
 import natvi
 from natvi import plot
@@ -129,10 +129,7 @@ def test_missing_matplotlib_says_how_to_install(fits, monkeypatch):
 
 def test_module_imports_without_matplotlib(monkeypatch):
     """natvi.plot imports matplotlib only inside its functions."""
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.delitem(sys.modules, "natvi.plot")
-    monkeypatch.setattr(natvi, "plot", plot, raising=False)  # restored after the re-import
-    fresh = importlib.import_module("natvi.plot")
+    fresh = import_without(monkeypatch, plot, "matplotlib")
     assert fresh is not plot and callable(fresh.elbo)
 
 

@@ -17,6 +17,7 @@ import arviz as az
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from helpers import BAD_FILES, bad_file, central_directory_offsets, read_flipped, rewrite
 
 import natvi
 from natvi import serialization
@@ -255,36 +256,12 @@ def test_failed_save_keeps_previous_file(fitted, tmp_path, monkeypatch):
 
 
 # ---- files that are not a natvi result -------------------------------------------------
-def _truncated(fraction):
-    def make(path, source):
-        data = source.read_bytes()
-        path.write_bytes(data[:int(len(data) * fraction)])
-    return make
-
-
-BAD_FILES = {
-    "missing": None,
-    "empty": lambda p, s: p.write_bytes(b""),
-    "random bytes": lambda p, s: p.write_bytes(np.random.default_rng(1).bytes(2048)),
-    "truncated 5%": _truncated(0.05),
-    "truncated 60%": _truncated(0.6),
-    "truncated 99%": _truncated(0.99),
-    "foreign npz": lambda p, s: np.savez(p, elbo=np.array(1.0)),
-    "npz needing pickle": lambda p, s: np.savez(
-        p, __meta__=np.array([{"format": "natvi"}], dtype=object)),
-    "directory": lambda p, s: p.mkdir(),
-}
-
-
 @pytest.mark.parametrize("label", list(BAD_FILES))
 def test_bad_file(fitted, tmp_path, label):
     """Missing, empty, random, truncated, foreign or pickle-needing files are a ValueError
     starting with "path:" (never an exception type from NumPy or zipfile)."""
-    path = tmp_path / "bad.npz"
-    if BAD_FILES[label] is not None:
-        BAD_FILES[label](path, fitted["every family, ngd"][2])
     with pytest.raises(ValueError, match="^path:"):
-        natvi.load(path)
+        natvi.load(bad_file(label, tmp_path, fitted["every family, ngd"][2]))
 
 
 def test_unknown_version_and_checkpoint_refused(tmp_path, monkeypatch):
@@ -301,13 +278,7 @@ def test_unknown_version_and_checkpoint_refused(tmp_path, monkeypatch):
         natvi.load(tmp_path / "checkpoint.npz")
 
 
-def _edit(source, path, meta_edit=None, arrays_edit=None):
-    meta, arrays = serialization.read(source, "result")
-    if meta_edit:
-        meta_edit(meta)
-    if arrays_edit:
-        arrays_edit(arrays)
-    serialization.write(path, "result", meta, arrays)
+_edit = functools.partial(rewrite, "result")
 
 
 def _set(key, value):
@@ -356,28 +327,12 @@ def test_flipped_bytes(fitted, tmp_path):
     'unsupported compression method' must not leak)."""
     _, result, path = fitted["beta-bernoulli"]
     data = path.read_bytes()
-    central, start = [], data.find(b"PK\x01\x02")
-    while start >= 0:
-        central += [start + 6, start + 8, start + 10]
-        start = data.find(b"PK\x01\x02", start + 1)
-    leaked = {}
-    for offset in sorted(set(central) | set(range(0, len(data), 61))):
-        flipped = bytearray(data)
-        flipped[offset] ^= 0xFF
-        (tmp_path / "flip.npz").write_bytes(bytes(flipped))
-        try:
-            got = natvi.load(tmp_path / "flip.npz")
-        except ValueError as exc:
-            assert str(exc).startswith("path:")
-            continue
-        except Exception as exc:  # collected and reported below
-            leaked[offset] = f"{type(exc).__name__}: {exc}"
-            continue
+    offsets = sorted(set(central_directory_offsets(data)) | set(range(0, len(data), 61)))
+    for got in read_flipped(data, offsets, tmp_path / "flip.npz", natvi.load, "path:"):
         assert got.elbo == result.elbo and got.status == result.status
         assert all(np.array_equal(got.posterior[k].natural, q.natural)
                    for k, q in result.posterior.items())
         assert all(np.array_equal(got.history[k], v) for k, v in result.history.items())
-    assert not leaked, leaked
 
 
 # ---- ArviZ's own file format ----------------------------------------------------------
