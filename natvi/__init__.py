@@ -13,12 +13,14 @@ from natvi.families import (
     LogNormal,
     MeanFieldGaussian,
 )
-from natvi.fit import DivergenceError, fit
+from natvi.fit import VI, DivergenceError, fit
+from natvi.fit_state import FitState
 from natvi.model import Latent, Model
 from natvi.result import FitResult, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "DivergenceError", "FitResult",
-           "FullRankGaussian", "Gamma", "Latent", "LogNormal", "LogitNormal", "MeanFieldGaussian",
-           "Model", "elbo", "families", "fit", "load", "optim", "plot"]
+__all__ = ["VI", "Bernoulli", "Beta", "Categorical", "Dirichlet", "DivergenceError",
+           "FitResult", "FitState", "FullRankGaussian", "Gamma", "Latent", "LogNormal",
+           "LogitNormal", "MeanFieldGaussian", "Model", "elbo", "families", "fit", "load",
+           "optim", "plot"]

@@ -1,68 +1,58 @@
-"""The whole state of a fit, written atomically every few iterations and read back to resume.
+"""A fit's state in a file, written atomically every few iterations and read back to resume.
 
-A checkpoint holds what the next iteration depends on — the variational parameters,
-the optimizer state, the ELBO evaluation at the current point (so resuming does not
-spend random draws re-evaluating it), the random generator's state, the history, the
-iterates a stochastic fit averages, and counters — so a resumed fit continues
-bit for bit as the uninterrupted one would have.
+A checkpoint holds a :class:`natvi.fit_state.FitState` — what the next iteration
+depends on — so a resumed fit continues bit for bit as the uninterrupted one would have.
 """
-
-from typing import NamedTuple
 
 import numpy as np
 
 from natvi import serialization
+from natvi.fit_state import STATUSES, FitState, history_arrays, history_from_arrays
+from natvi.optim import Evaluation
 
 KIND = "checkpoint"
-#: statuses after which a resumed fit has nothing left to do
-FINAL = ("converged", "diverged")
-STATUSES = ("running", "max_iter", "interrupted", *FINAL)
 #: what the fields of natvi's optimizer states hold beyond finite numbers (their integers
 #: are counts, ≥ 0): a step size is ≥ 0, and v, a running sum or mean of squared
 #: gradients (Adam, RMSProp, Adagrad, Adadelta), is ≥ 0, as its square root is taken
 _STATE_RULES = {"step_size": {"nonnegative": True}, "v": {"nonnegative": True}}
-
-
-class FitState(NamedTuple):
-    """Everything a fit needs to continue after ``n_iter`` completed iterations."""
-
-    params: dict
-    opt_state: tuple
-    value: float
-    grad: dict
-    natural_grad: dict
-    gain: float
-    history: dict
-    recent: list
-    n_iter: int
-    n_evals: int
-    seconds: float
-    status: str
-    rng_state: dict
-    best: dict
+#: optimizer states of checkpoints written before each optimizer had a state type of its
+#: own: (type stored, type now) → {field now: field stored}; other fields keep their name,
+#: and stored fields the type no longer has (step sizes and rejections, now in ``Info``)
+#: are dropped
+_LEGACY_STATES = {
+    ("ScaleState", "SGDState"): {},
+    ("MomentState", "MomentumState"): {"velocity": "m"},
+    ("MomentState", "AdagradState"): {},
+    ("MomentState", "RMSPropState"): {},
+    ("MomentState", "AdadeltaState"): {"u": "m"},
+    ("MomentState", "AdamState"): {},
+    ("NaturalGradientState", "NaturalGradientState"): {},
+    ("AndersonState", "AndersonState"): {},
+}
 
 
 def save(path, fit_state, model, families, optimizer_name):
     """Write ``fit_state`` of a fit of ``model`` with ``families`` to ``path`` atomically."""
-    keys = list(families)
+    keys, ev = list(families), fit_state.evaluation
     arrays = {}
     serialization.put_tree(arrays, "params", fit_state.params, keys)
     serialization.put_tree(arrays, "best", fit_state.best, keys)
-    serialization.put_tree(arrays, "grad", fit_state.grad, keys)
-    serialization.put_tree(arrays, "natural_grad", fit_state.natural_grad, keys)
+    serialization.put_tree(arrays, "grad", ev.grad, keys)
+    serialization.put_tree(arrays, "natural_grad", ev.natural_grad, keys)
     state_layout = serialization.put_state(arrays, "opt", fit_state.opt_state, keys)
-    for name, values in fit_state.history.items():
-        arrays[f"history|{name}"] = np.asarray(values)
+    history = history_arrays(fit_state.history)
+    for name, values in history.items():
+        arrays[f"history|{name}"] = values
     for j, iterate in enumerate(fit_state.recent):
         serialization.put_tree(arrays, f"recent|{j}", iterate, keys)
-    arrays["value"] = np.asarray(fit_state.value)
-    arrays["gain"] = np.asarray(fit_state.gain)
+    arrays["value"] = np.asarray(ev.value)
+    arrays["gain"] = np.asarray(ev.aux["gain"])
     meta = {
         "latents": serialization.encode_latents(model.latents),
         "factors": serialization.encode_factors(families),
         "optimizer": optimizer_name,
         "opt_state": state_layout,
-        "history": list(fit_state.history),
+        "history": list(history),
         "n_recent": len(fit_state.recent),
         "n_iter": fit_state.n_iter,
         "n_evals": fit_state.n_evals,
@@ -136,6 +126,22 @@ def _check_state(arrays, state, template, keys, path):
                                         f"{stored.dtype}")
 
 
+def _migrated(arrays, prefix, layout, template):
+    """The layout of an optimizer state of :data:`_LEGACY_STATES` as ``template``'s type,
+    its arrays renamed in ``arrays``; other layouts as they are."""
+    renamed = _LEGACY_STATES.get((layout.get("type"), type(template).__name__))
+    fields = layout.get("fields")
+    if renamed is None or not isinstance(fields, dict) or not all(
+            renamed.get(f, f) in fields for f in template._fields):
+        return layout
+    for field, stored in renamed.items():
+        for name in [n for n in arrays if n == f"{prefix}|{stored}"
+                     or n.startswith(f"{prefix}|{stored}|")]:
+            arrays[f"{prefix}|{field}" + name[len(f"{prefix}|{stored}"):]] = arrays.pop(name)
+    return {"type": type(template).__name__,
+            "fields": {f: fields[renamed.get(f, f)] for f in template._fields}}
+
+
 def _rng_state(meta):
     """``meta["rng_state"]``, checked by setting it on a bit generator of its kind."""
     state = serialization.field(meta, "rng_state")
@@ -168,7 +174,8 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
         raise ValueError(f"resume: the checkpoint was written by optimizer "
                          f"{meta['optimizer']!r}, not {optimizer_name!r}{hint}")
     try:
-        opt_state = serialization.get_state(arrays, "opt", meta["opt_state"], opt_template, keys)
+        layout = _migrated(arrays, "opt", meta["opt_state"], opt_template)
+        opt_state = serialization.get_state(arrays, "opt", layout, opt_template, keys)
     except ValueError as exc:
         raise ValueError(f"resume: {exc}") from None
     _check_state(arrays, opt_state, opt_template, keys, path)
@@ -178,21 +185,24 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
     # the best iterate of a deterministic fit; checkpoints from before natvi kept it hold
     # the current one only
     has_best = any(name.startswith("best|") for name in arrays)
+    history = serialization.get_history(meta, arrays, n_iter)
     return FitState(
         params=params,
-        best=_tree(arrays, "best", keys, params_template, path) if has_best else params,
         opt_state=opt_state,
-        value=float(serialization.array(arrays, "value", shape=())),
-        grad=_tree(arrays, "grad", keys, params_template, path),
-        natural_grad=_tree(arrays, "natural_grad", keys, natural_template, path),
-        gain=float(serialization.array(arrays, "gain", shape=(), nonnegative=True,
-                                       nonfinite=True)),
-        history=serialization.get_history(meta, arrays, n_iter),
-        recent=[_tree(arrays, f"recent|{j}", keys, params_template, path)
-                for j in range(serialization.number(meta, "n_recent", **count))],
+        evaluation=Evaluation(
+            float(serialization.array(arrays, "value", shape=())),
+            _tree(arrays, "grad", keys, params_template, path),
+            _tree(arrays, "natural_grad", keys, natural_template, path),
+            {"gain": float(serialization.array(arrays, "gain", shape=(), nonnegative=True,
+                                               nonfinite=True))}),
+        history=history_from_arrays(history),
+        recent=tuple(_tree(arrays, f"recent|{j}", keys, params_template, path)
+                     for j in range(serialization.number(meta, "n_recent", **count))),
         n_iter=n_iter,
         n_evals=serialization.number(meta, "n_evals", **count),
         seconds=serialization.number(meta, "seconds", nonnegative=True),
         status=serialization.choice(meta, "status", STATUSES),
         rng_state=_rng_state(meta),
+        best=_tree(arrays, "best", keys, params_template, path) if has_best else params,
+        best_elbo=float(np.max(history["elbo"])),
     )

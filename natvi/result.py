@@ -8,6 +8,7 @@ import numpy as np
 
 from natvi import arviz_bridge, diagnostics, factors, serialization
 from natvi.importance import ImportanceDraws
+from natvi.model import Model, standard_factor
 from natvi.validation import as_rng, check_draws_memory, check_positive_int
 
 #: multiply-adds of log p(x, z) that the default number of draws of a k̂ may cost
@@ -47,10 +48,13 @@ class FitResult:
         the model chose and why); None for a result loaded from a file written without it.
     message : str
         The status in a sentence, e.g. which iterate is returned when the ELBO fell.
+    state : natvi.fit_state.FitState or None
+        The fit's last state, to continue it with ``natvi.fit(..., init_state=state)``;
+        None for a result loaded from a file.
     """
 
     def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain,
-                 family_reason=None, message=None):
+                 family_reason=None, message=None, state=None):
         self.model = model
         self.posterior = posterior
         self.elbo = float(elbo)
@@ -61,6 +65,7 @@ class FitResult:
         self.gain = float(gain)
         self.family_reason = family_reason
         self.message = message or status
+        self.state = state
 
     @property
     def converged(self):
@@ -329,8 +334,6 @@ def load(path, model=None):
         The model the result was fitted to (its latents must match); needed by
         ``pareto_k``, ``diagnose`` and ``to_arviz``, not by ``sample``.
     """
-    from natvi.model import Model
-
     if model is not None and not isinstance(model, Model):
         raise ValueError(f"model: expected a natvi Model or None, got {type(model).__name__}")
     meta, arrays = serialization.read(path, "result")
@@ -362,8 +365,6 @@ def load(path, model=None):
 
 def _factor(arrays, i, key, cls, latents):
     """Factor ``key`` of family ``cls`` from its natural parameters, member ``natural|i``."""
-    from natvi.model import standard_factor
-
     member = f"natural|{i}"
     natural = serialization.array(arrays, member)
     # Natural parameters hold at least a number per latent value (d + d² for a joint

@@ -29,6 +29,7 @@ import zipfile
 import numpy as np
 
 from natvi import factors, families
+from natvi.model import as_latent
 
 FORMAT = "natvi"
 #: the version this code writes, and the ones it reads
@@ -300,8 +301,6 @@ def encode_latents(latents):
 
 def decode_latents(spec):
     """{name: Latent} from :func:`encode_latents`; :class:`Damaged` when it is not one."""
-    from natvi.model import as_latent
-
     try:
         return {name: as_latent((tuple(shape), support, categories), name)
                 for name, (shape, support, categories) in spec.items()}

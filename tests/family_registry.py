@@ -199,11 +199,14 @@ class MeanFieldGaussianSpec(Spec):
     spread = ("normal", 0.0, 3.0)
     bad_params = [({"scale": 0.0}, "scale"), ({"scale": -1.0}, "scale"),
                   ({"scale": [1.0, 0.0]}, "scale"), ({"scale": 1e-200}, "scale"),
-                  ({"scale": 1e200}, "scale")]
+                  ({"scale": 1e200}, "scale"),
+                  ({"loc": np.zeros(3), "scale": np.ones(2)}, "scale")]  # no broadcast
     bad_sizes = [(3,), (4, 1)]
     outside = [np.array([0.5, 0.0]), np.array([[0.5, -1.0], [0.5, 2.0]])]
     bad_mean = [np.array([1.0, 1.0]), np.array([[0.0, 1.0], [2.0, 3.0]])]
-    bad_unconstrained = [np.array([1.0]), np.zeros(3)]
+    # a wrong size, NaN, and a log-scale whose variance overflows or underflows
+    bad_unconstrained = [np.array([1.0]), np.zeros(3), np.array([0.0, np.nan]),
+                         np.array([0.0, 400.0]), np.array([1.0, -400.0])]
     defaults = {"loc": 0.0, "scale": 1.0}
 
 

@@ -32,7 +32,7 @@ from helpers import (
 )
 
 import natvi
-from natvi import serialization
+from natvi import fit_state, serialization
 from natvi.data import load_breast_cancer
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.model import Latent, Model
@@ -588,7 +588,141 @@ def test_resume_from_flipped_bytes(logistic_checkpoint, tmp_path):
     assert zipfile.is_zipfile(logistic_checkpoint)
 
 
-# ---- 6. SIGKILL of a real process -------------------------------------------------------
+# ---- 6. in memory: init / step / run, and init_state ----------------------------------------
+def _stepped(case):
+    """(VI, every state) of the case's short fit stepped by hand from VI.init."""
+    model, optimizer, kwargs = build(case, full=False)
+    max_iter = kwargs.pop("max_iter", 1000)
+    vi = natvi.VI(model, optimizer, **kwargs)
+    states = [vi.init()]
+    while states[-1].n_iter < max_iter and states[-1].status == "running":
+        states.append(vi.step(states[-1]))
+    return vi, states, max_iter
+
+
+def assert_same_state(got, want):
+    """Two states of a fit are equal: point, evaluation, counters, generator, history."""
+    assert (got.n_iter, got.n_evals, got.status, got.rng_state) == \
+        (want.n_iter, want.n_evals, want.status, want.rng_state)
+    for key in want.params:
+        assert np.array_equal(got.params[key], want.params[key])
+        assert np.array_equal(got.evaluation.natural_grad[key], want.evaluation.natural_grad[key])
+    assert got.evaluation.value == want.evaluation.value
+    assert [r[:3] + r[4:] for r in fit_state.records(got.history)] == \
+        [r[:3] + r[4:] for r in fit_state.records(want.history)]  # all but the seconds
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_stepping_by_hand_is_the_fit(reference, case):
+    """VI.init, VI.step until the fit stops, VI.run (which only sets the status) and
+    VI.result give natvi.fit's result bit for bit."""
+    vi, states, max_iter = _stepped(case)
+    assert_same_fit(vi.result(vi.run(states[-1], max_iter)), reference[case])
+
+
+@pytest.mark.parametrize("case", ["eight_schools", "logistic_line_search"])
+def test_a_state_stays_valid_after_stepping(case):
+    """States are values: stepping an earlier state again (after later steps moved the
+    generator, the evaluation counter and the remembered points on) gives the same next
+    state, random draws included; so does VI.init again."""
+    vi, states, _ = _stepped(case)
+    assert len(states) > 6
+    for k in (5, 2, 0):
+        assert_same_state(vi.step(states[k]), states[k + 1])
+    assert_same_state(vi.init(), states[0])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_init_state_continues_bit_for_bit(reference, case):
+    """A fit stopped at max_iter = 5 and continued with init_state=result.state (a new model
+    object of the same data) is the uninterrupted fit, bit for bit."""
+    model, optimizer, kwargs = build(case, full=False)
+    first = natvi.fit(model, optimizer, **{**kwargs, "max_iter": 5})
+    assert first.status == "max_iter" and first.state.n_iter == 5
+    model, _, _ = build(case, full=False)
+    assert_same_fit(natvi.fit(model, optimizer, init_state=first.state, **kwargs),
+                    reference[case])
+
+
+def test_init_state_refuses_another_fit(reference):
+    """init_state must be a FitState of the same factors and optimizer, and not come with
+    resume; each refusal names init_state."""
+    model, optimizer, kwargs = build("logistic_ngd", full=False)
+    state = natvi.fit(model, optimizer, max_iter=2, **kwargs).state
+    with pytest.raises(ValueError, match="^init_state: expected a natvi FitState"):
+        natvi.fit(model, init_state=state._asdict(), **kwargs)
+    with pytest.raises(ValueError, match="^init_state: the state holds a AndersonState, but "
+                                         "optimizer 'adam.0.01.' keeps a AdamState"):
+        natvi.fit(model, "adam", init_state=state, **kwargs)
+    with pytest.raises(ValueError, match="^init_state: the state is of factors"):
+        natvi.fit(model, init_state=state, family=FullRankGaussian)
+    with pytest.raises(ValueError, match="^resume, init_state: give one"):
+        natvi.fit(model, init_state=state, resume=reference["logistic_ngd"].path, **kwargs)
+    outside = state._replace(params={**state.params, "coef": np.abs(state.params["coef"])},
+                             evaluation=state.evaluation._replace(aux={"gain": 0.0}))
+    with pytest.raises(ValueError, match="^init_state: the state's parameters are outside"):
+        natvi.fit(model, init_state=outside, **kwargs)
+
+
+#: optimizer states as checkpoints stored them before each optimizer had a state type of its
+#: own: optimizer → (type stored, {field stored: field now or a value of a dropped field})
+LEGACY = {
+    "sgd": ("ScaleState", {"count": "count", "step_size": 0.01}),
+    "momentum": ("MomentState", {"count": "count", "step_size": 0.01, "m": "velocity", "v": {}}),
+    "adagrad": ("MomentState", {"count": "count", "step_size": 0.1, "m": {}, "v": "v"}),
+    "rmsprop": ("MomentState", {"count": "count", "step_size": 0.01, "m": {}, "v": "v"}),
+    "adadelta": ("MomentState", {"count": "count", "step_size": 1.0, "m": "u", "v": "v"}),
+    "adam": ("MomentState", {"count": "count", "step_size": 0.01, "m": "m", "v": "v"}),
+    "ngd": ("NaturalGradientState", {"count": "count", "step_size": "step_size",
+                                     "evaluations": 3, "rejected": 0, "direction": "direction",
+                                     "prev_natural": "prev_natural", "prev_grad": "prev_grad",
+                                     "slope": "slope"}),
+}
+LEGACY["anderson"] = ("AndersonState", {"count": "count", "step_size": 0.8, "evaluations": 1,
+                                        "rejected": 0, **{f: f for f in (
+                                            "stored", "d_params", "d_nat", "d_grad",
+                                            "prev_params", "prev_natural", "prev_grad",
+                                            "has_prev")}})
+
+
+def _legacy(optimizer):
+    """Edits turning a checkpoint's optimizer state into the layout ``LEGACY`` gives."""
+    kind, fields = LEGACY[optimizer]
+
+    def meta_edit(meta):
+        now = meta["opt_state"]["fields"]
+        meta["opt_state"] = {"type": kind, "fields": {
+            old: now[new] if isinstance(new, str) else "tree" if isinstance(new, dict)
+            else "array" for old, new in fields.items()}}
+
+    def arrays_edit(arrays):
+        for old, new in fields.items():
+            if isinstance(new, str):
+                for name in [n for n in arrays if n.startswith(f"opt|{new}|") or
+                             n == f"opt|{new}"]:
+                    arrays[f"opt|{old}" + name[len(f"opt|{new}"):] + "~"] = arrays.pop(name)
+            elif not isinstance(new, dict):
+                arrays[f"opt|{old}~"] = np.asarray(new)
+        for name in [n for n in arrays if n.endswith("~")]:
+            arrays[name[:-1]] = arrays.pop(name)
+    return meta_edit, arrays_edit
+
+
+@pytest.mark.parametrize("optimizer", list(LEGACY))
+def test_checkpoints_of_earlier_optimizer_states_resume(tmp_path, optimizer):
+    """A checkpoint whose optimizer state has the layout of earlier natvi versions (shared
+    state types, step sizes and rejections in the state) resumes as the checkpoint of the
+    same fit written today, bit for bit."""
+    model, _, kwargs = build("logistic_ngd", full=False)
+    make = getattr(natvi.optim, "natural_gradient" if optimizer == "ngd" else optimizer)
+    natvi.fit(model, make(), max_iter=3, checkpoint=tmp_path / "now.npz", **kwargs)
+    rewrite("checkpoint", tmp_path / "now.npz", tmp_path / "then.npz", *_legacy(optimizer))
+    assert checkpoint_meta(tmp_path / "then.npz")["opt_state"]["type"] == LEGACY[optimizer][0]
+    assert_same_fit(natvi.fit(model, make(), max_iter=6, resume=tmp_path / "then.npz", **kwargs),
+                    natvi.fit(model, make(), max_iter=6, resume=tmp_path / "now.npz", **kwargs))
+
+
+# ---- 7. SIGKILL of a real process -------------------------------------------------------
 FIT_SCRIPT = CASES_SOURCE + textwrap.dedent("""
 
     import sys

@@ -553,3 +553,7 @@ def test_kl_rejects_other_families(spec):
     for size in spec.sizes[1:]:  # another K or d
         with pytest.raises(ValueError, match="^other:"):
             q.kl(spec.cls(**spec.params(np.random.default_rng(0), (), size)))
+    three, two = (spec.cls(**spec.params(np.random.default_rng(0), shape, spec.sizes[0]))
+                  for shape in ((3,), (2,)))
+    with pytest.raises(ValueError, match=r"^other: batch shape \(2,\) does not broadcast"):
+        three.kl(two)

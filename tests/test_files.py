@@ -325,7 +325,8 @@ def checkpoints(tmp_path_factory):
 
 
 #: the optimizers of the checkpoints edited below, by the fields of their states
-OPTIMIZERS = {"anderson": natvi.optim.anderson, "adam": natvi.optim.adam}
+OPTIMIZERS = {"anderson": natvi.optim.anderson, "adam": natvi.optim.adam,
+              "ngd": natvi.optim.natural_gradient}
 
 
 def _fit(optimizer, model=None, **kwargs):
@@ -383,8 +384,8 @@ DAMAGED_CHECKPOINTS = {
                                 r"opt\|count must hold non-negative integers, got -1"),
     "Anderson differences NaN": ("anderson", None, _set_at("opt|d_params|1", 0, np.nan),
                                  r"opt\|d_params\|1 must hold finite numbers"),
-    "Anderson step size inf": ("anderson", None, _set_at("opt|step_size", (), np.inf),
-                               r"opt\|step_size must hold non-negative finite numbers"),
+    "NGD step size inf": ("ngd", None, _set_at("opt|step_size", (), np.inf),
+                          r"opt\|step_size must hold non-negative finite numbers"),
     "Anderson count of another shape": ("anderson", None, _set("opt|stored", np.zeros(3, int)),
                                         r"opt\|stored has shape \(3,\), expected \(\)"),
     "Anderson flag as a number": ("anderson", None, _as("opt|has_prev", float),
@@ -401,8 +402,10 @@ DAMAGED_CHECKPOINTS = {
     "Adam count as a float": ("adam", None, _as("opt|count", float),
                               r"opt\|count must hold non-negative integers, got an array of "
                               r"float64"),
-    "Adam learning rate negative": ("adam", None, _set_at("opt|step_size", (), -0.01),
-                                    r"opt\|step_size must hold non-negative finite numbers"),
+    "NGD step size negative": ("ngd", None, _set_at("opt|step_size", (), -0.01),
+                               r"opt\|step_size must hold non-negative finite numbers"),
+    "NGD direction NaN": ("ngd", None, _set_at("opt|direction|1", 0, np.nan),
+                          r"opt\|direction\|1 must hold finite numbers"),
 }
 
 

@@ -263,9 +263,9 @@ _G2 = {"a": np.array([-0.5, -0.4]), "b": np.array([[1.0]])}
 
 def _two_steps(opt):
     state = opt.init(_P)
-    u1, state = opt.update(_G1, state, _P)
+    u1, state, _ = opt.update(_G1, state, _P)
     p1 = {k: _P[k] + u1[k] for k in _P}
-    u2, state = opt.update(_G2, state, p1)
+    u2, state, _ = opt.update(_G2, state, p1)
     return u1, u2, state
 
 
@@ -374,9 +374,9 @@ def test_natural_gradient_halves_out_of_domain_steps():
     state = opt.init(_P)
     # "valid" only while every parameter stays above −2.5: a[1] = −2 − 1.2ρ needs ρ < 5/12,
     # so ρ = 1 → 1/2 → 1/4 (two halvings).
-    updates, state = opt.update(_G1, state, _P,
-                                valid=lambda p: all(np.all(v > -2.5) for v in p.values()))
-    assert int(state.rejected) == 2 and float(state.step_size) == 0.25
+    updates, state, info = opt.update(
+        _G1, state, _P, valid=lambda p: all(np.all(v > -2.5) for v in p.values()))
+    assert info == optim.Info(step_size=0.25, rejected=2) and float(state.step_size) == 0.25
     np.testing.assert_allclose(_scalars(updates), [0.25 * g for g in G1], rtol=1e-15)
 
 

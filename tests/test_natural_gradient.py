@@ -7,6 +7,8 @@ logistic regression comes from :mod:`natvi.reference` and is maximized by L-BFGS
 is a closed form. "Evaluations" are ELBO-and-gradient evaluations on both sides.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
 from scipy import linalg, optimize, special
@@ -17,6 +19,7 @@ from natvi.data import load_breast_cancer
 from natvi.families import MeanFieldGaussian
 from natvi.model import Latent, Model
 from natvi.models import LogisticRegression
+from natvi.objective import fisher_product
 from natvi.optim import Evaluation, anderson
 
 GAP = 0.01    # nats
@@ -129,16 +132,11 @@ def test_large_synthetic_within_lbfgs_budget():
 
 def test_secant_metric_without_families_still_converges(breast_cancer_model,
                                                         breast_cancer_optimum):
-    """Without the families in the evaluations' aux, the Fisher products are replaced by
-    secant differences of the Euclidean gradient: slower, still the same optimum."""
+    """Without the ``fisher`` extra, the Fisher products are replaced by secant differences
+    of the Euclidean gradient: slower, still the same optimum."""
     ref = breast_cancer_optimum
-    opt = anderson()
-
-    def update(grads, state, params, *, objective=None, valid=None):
-        bare = None if objective is None else (lambda p: objective(p)._replace(aux={}))
-        return opt.update(grads, state, params, objective=bare, valid=valid)
-
-    result = natvi.fit(breast_cancer_model, opt._replace(update=update), family=MeanFieldGaussian)
+    opt = anderson()._replace(needs=("objective", "valid"))
+    result = natvi.fit(breast_cancer_model, opt, family=MeanFieldGaussian)
     assert result.converged
     assert result.elbo == pytest.approx(ref["elbo"], abs=1e-6)
     assert _within(result.history, ref["elbo"])[0] <= 30
@@ -274,7 +272,8 @@ def test_rejected_extrapolation_falls_back_to_a_halved_plain_step(breast_cancer_
     state = opt.init(params)
     for _ in range(3):
         ev = objective(params)
-        step, state = opt.update(ev.natural_grad, state, params, objective=objective)
+        step, state, _ = opt.update(ev.natural_grad, state, params, objective=objective,
+                                    fisher=partial(fisher_product, ev.aux["posterior"]))
         params = {k: params[k] + step[k] for k in params}
     here = objective(params)
     allowed = [{k: params[k] + r * here.natural_grad[k] for k in params} for r in (0.1, 0.05)]
@@ -286,11 +285,11 @@ def test_rejected_extrapolation_falls_back_to_a_halved_plain_step(breast_cancer_
         return Evaluation(-np.inf, None, None, {})
 
     assert int(state.stored) > 0
-    step, new = opt.update(here.natural_grad, state, params, objective=cliff)
+    step, new, info = opt.update(here.natural_grad, state, params, objective=cliff,
+                                 fisher=partial(fisher_product, here.aux["posterior"]))
     for k in params:
         np.testing.assert_array_equal(params[k] + step[k], allowed[0][k])
-    assert float(new.step_size) == 0.1
-    assert int(new.rejected) == 3  # the extrapolation, then ρ = 0.4 and 0.2
+    assert info == (0.1, 3)  # the extrapolation rejected, then ρ = 0.4 and 0.2
     assert int(new.stored) == 0
 
 
@@ -307,7 +306,7 @@ def test_state_round_trips_as_arrays(breast_cancer_model):
     state = opt.init(params)
     for _ in range(6):  # more steps than the memory holds: the history has wrapped
         ev = objective(params)
-        step, state = opt.update(ev.natural_grad, state, params, objective=objective)
+        step, state, _ = opt.update(ev.natural_grad, state, params, objective=objective)
         params = {k: params[k] + step[k] for k in params}
     keys = list(params)
     for field, value in state._asdict().items():
@@ -327,8 +326,8 @@ def test_state_round_trips_as_arrays(breast_cancer_model):
         else:
             np.testing.assert_array_equal(other, value)
     ev = objective(params)
-    a, _ = opt.update(ev.natural_grad, state, params, objective=objective)
-    b, _ = opt.update(ev.natural_grad, back, params, objective=objective)
+    a, *_ = opt.update(ev.natural_grad, state, params, objective=objective)
+    b, *_ = opt.update(ev.natural_grad, back, params, objective=objective)
     for k in keys:
         np.testing.assert_array_equal(a[k], b[k])
 
@@ -362,11 +361,11 @@ def test_stochastic_step_is_plain_and_halved_out_of_domain():
     params = {"z": np.array([[0.0, -0.5]])}
     grads = {"z": np.array([[1.0, 1.0]])}
     state = opt.init(params)
-    step, state = opt.update(grads, state, params)
+    step, state, _ = opt.update(grads, state, params)
     np.testing.assert_array_equal(step["z"], 0.8 * grads["z"])
-    step, state = opt.update(grads, state, params, valid=lambda p: p["z"][0, 1] < -0.2)
+    step, state, info = opt.update(grads, state, params, valid=lambda p: p["z"][0, 1] < -0.2)
     np.testing.assert_array_equal(step["z"], 0.2 * grads["z"])  # 0.8 → 0.4 → 0.2
-    assert int(state.rejected) == 2 and int(state.count) == 2
+    assert info == (0.2, 2) and int(state.count) == 2
 
 
 def test_interface_and_argument_checks():

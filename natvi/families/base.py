@@ -218,10 +218,20 @@ class ExponentialFamily:
 
     def kl(self, other):
         """KL(self ‖ other) = A(η′) − A(η) − (η′ − η)·μ, shape ``batch_shape``."""
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        self._check_other(other)
         return (other.log_partition() - self.log_partition()
                 - np.sum((other.natural - self._natural) * self.mean_params, axis=-1))
+
+    def _check_other(self, other):
+        """ValueError naming ``other`` unless it is of this family and its batch shape
+        broadcasts against this one's."""
+        if type(other) is not type(self):
+            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        try:
+            np.broadcast_shapes(self.batch_shape, other.batch_shape)
+        except ValueError:
+            raise ValueError(f"other: batch shape {other.batch_shape} does not broadcast "
+                             f"against {self.batch_shape}") from None
 
     # ---- the unconstrained parameterization Euclidean optimizers use ----
     @property

@@ -118,8 +118,7 @@ class Bernoulli(ExponentialFamily):
         return -p * special.log_expit(eta) - q * special.log_expit(-eta)
 
     def kl(self, other):
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        self._check_other(other)
         e0, e1 = self._natural[..., 0], other.natural[..., 0]
         p, q = self._p_q()
         return (p * (special.log_expit(e0) - special.log_expit(e1))

@@ -158,8 +158,7 @@ class Beta(ExponentialFamily):
         return _dm.entropy(self._natural + 1)
 
     def kl(self, other):
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        self._check_other(other)
         return _dm.kl(self._natural + 1, other.natural + 1)
 
     def sample(self, rng, n):

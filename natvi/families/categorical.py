@@ -190,11 +190,10 @@ class Categorical(ExponentialFamily):
         return -np.sum(np.exp(logp) * logp, axis=-1)
 
     def kl(self, other):
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
-        if other.n_params != self.n_params:
+        if type(other) is type(self) and other.n_params != self.n_params:
             raise ValueError(f"other: expected {self.n_params + 1} categories, "
                              f"got {other.n_params + 1}")
+        self._check_other(other)
         logp = self._log_p()
         return np.sum(np.exp(logp) * (logp - other._log_p()), axis=-1)
 

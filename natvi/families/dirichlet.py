@@ -146,11 +146,10 @@ class Dirichlet(ExponentialFamily):
         return _dm.entropy(self.alpha)
 
     def kl(self, other):
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
-        if other.n_params != self.n_params:
+        if type(other) is type(self) and other.n_params != self.n_params:
             raise ValueError(f"other: expected K = {self.n_params} categories, "
                              f"got {other.n_params}")
+        self._check_other(other)
         return _dm.kl(self.alpha, other.alpha)
 
     def sample(self, rng, n):

@@ -516,10 +516,9 @@ class FullRankGaussian(ExponentialFamily):
 
         tr(Λ₁Σ₀) = ‖L₀⁻¹L₁‖²_F and δᵀΛ₁δ = ‖L₁ᵀδ‖² with Λᵢ = LᵢLᵢᵀ.
         """
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
-        if other.dim != self.dim:
+        if type(other) is type(self) and other.dim != self.dim:
             raise ValueError(f"other: expected dimension {self.dim}, got {other.dim}")
+        self._check_other(other)
         chol0, chol1 = self._factors["chol_prec"], other._factors["chol_prec"]
         trace = np.sum(_solve_lower(chol0, chol1) ** 2, axis=(-2, -1))
         maha = np.sum(_mv(_t(chol1), other.loc - self.loc) ** 2, axis=-1)

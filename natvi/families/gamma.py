@@ -193,8 +193,7 @@ class Gamma(ExponentialFamily):
         return _entropy_core(self.shape) + 0.5 * np.log(self.shape) - np.log(self.rate)
 
     def kl(self, other):
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        self._check_other(other)
         a0, b0, a1, b1 = self.shape, self.rate, other.shape, other.rate
         t = (b1 - b0) / b0
         # a₁ log(β₀/β₁) + a₀ (β₁/β₀ − 1) regrouped around t = β₁/β₀ − 1 so that close

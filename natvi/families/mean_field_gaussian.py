@@ -3,6 +3,7 @@
 import autograd.numpy as anp
 import numpy as np
 
+from natvi.families._special import _broadcast
 from natvi.families.base import ExponentialFamily, times
 from natvi.validation import check_finite_array, check_positive_array
 
@@ -36,7 +37,7 @@ class MeanFieldGaussian(ExponentialFamily):
     def __init__(self, loc=0.0, scale=1.0):
         loc = check_finite_array(loc, "loc")
         scale = check_positive_array(scale, "scale")
-        loc, scale = np.broadcast_arrays(loc, scale)
+        loc, scale = _broadcast(loc, "loc", scale, "scale")
         with np.errstate(all="ignore"):
             v = scale**2
             # −1/(2v) overflows for a subnormal v ≲ 2.8e-309 although v > 0
@@ -162,8 +163,7 @@ class MeanFieldGaussian(ExponentialFamily):
         return 0.5 * (_LOG_2PI + 1 + np.log(self.variance))
 
     def kl(self, other):
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        self._check_other(other)
         v0, v1 = self.variance, other.variance
         return 0.5 * (np.log(v1 / v0) + (v0 + (self.loc - other.loc) ** 2) / v1 - 1)
 
@@ -241,9 +241,13 @@ class MeanFieldGaussian(ExponentialFamily):
 
     @classmethod
     def from_unconstrained(cls, u):
-        u = cls._check_last_axis(u, "u")
-        v = np.exp(2 * u[..., 1])
-        return cls.from_natural(np.stack([u[..., 0] / v, -0.5 / v], axis=-1))
+        u = cls._check_last_axis(check_finite_array(u, "u"), "u")
+        with np.errstate(all="ignore"):  # out of range is reported below
+            v = np.exp(2 * u[..., 1])
+            eta = np.stack([u[..., 0] / v, -0.5 / v], axis=-1)
+        if not (np.all(np.isfinite(eta)) and np.all(cls.in_domain(eta))):
+            raise ValueError("u: mean or log-scale out of the representable range")
+        return cls.from_natural(eta)
 
     def unconstrained_grad(self, grad_mean):
         g1, g2 = grad_mean[..., 0], grad_mean[..., 1]

@@ -125,8 +125,7 @@ class TransformedGaussian(ExponentialFamily):
         return self.gaussian.fisher_solve(v)
 
     def kl(self, other):
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__}, got {type(other).__name__}")
+        self._check_other(other)
         return self.gaussian.kl(other.gaussian)  # KL is invariant under the bijection
 
     def grad_mean_from_moments(self, grad_loc, grad_var):

@@ -1,7 +1,7 @@
 """Optimizers as init/update pairs: the natural gradient and Euclidean comparison modes."""
 
 from natvi.optim.anderson import anderson
-from natvi.optim.base import Evaluation, Optimizer
+from natvi.optim.base import Evaluation, Info, Optimizer
 from natvi.optim.euclidean import adadelta, adagrad, adam, momentum, rmsprop, sgd
 from natvi.optim.natural_gradient import natural_gradient
 
@@ -17,5 +17,5 @@ SHORTCUTS = {
     "adam": adam,
 }
 
-__all__ = ["Evaluation", "Optimizer", "SHORTCUTS", "adadelta", "adagrad", "adam", "anderson",
-           "momentum", "natural_gradient", "rmsprop", "sgd"]
+__all__ = ["Evaluation", "Info", "Optimizer", "SHORTCUTS", "adadelta", "adagrad", "adam",
+           "anderson", "momentum", "natural_gradient", "rmsprop", "sgd"]

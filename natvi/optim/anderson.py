@@ -43,16 +43,22 @@ from typing import NamedTuple
 
 import numpy as np
 
-from natvi.optim.base import Optimizer, tree_map, tree_vdot, tree_zeros_like
+from natvi.optim.base import (
+    Info,
+    Optimizer,
+    halve,
+    tree_axpy,
+    tree_map,
+    tree_vdot,
+    tree_zeros_like,
+)
 from natvi.validation import check_positive_int, check_positive_scalar
 
 
 class AndersonState(NamedTuple):
     """State of :func:`anderson`; plain arrays and factor-keyed dicts (checkpointable).
 
-    count : steps taken. step_size : β after an extrapolated step, ρ after a plain one,
-    0 after none. evaluations : ELBO evaluations the last step made. rejected : its
-    rejected trial points. stored : differences held (the newest ``stored`` rows of the
+    count : steps taken. stored : differences held (the newest ``stored`` rows of the
     histories are in use). d_params, d_nat, d_grad : {key: (memory, *shape)} differences
     of η, of ∇_μ L and of ∇_η L between consecutive iterates, oldest first.
     prev_params, prev_natural, prev_grad : the last iterate and its gradients. has_prev :
@@ -60,9 +66,6 @@ class AndersonState(NamedTuple):
     """
 
     count: np.ndarray
-    step_size: np.ndarray
-    evaluations: np.ndarray
-    rejected: np.ndarray
     stored: np.ndarray
     d_params: dict
     d_nat: dict
@@ -102,10 +105,10 @@ def anderson(memory=30, mixing=0.8, *, learning_rate=1.0, fallback=0.4, regulari
 
     Notes
     -----
-    The Fisher norm uses ``fisher_vector_product`` of the families in
-    ``objective(params).aux["posterior"]`` (as :func:`natvi.fit` provides); without
-    them, F·Δfᵢ is approximated by the difference of Euclidean gradients Δ∇_η L, which
-    is exact for a quadratic ELBO with constant F. Without an ``objective`` (a
+    The Fisher norm uses the ``fisher`` extra (the families' Fisher products at the
+    current point, as :func:`natvi.fit` provides); without it, F·Δfᵢ is approximated by
+    the difference of Euclidean gradients Δ∇_η L, which is exact for a quadratic ELBO
+    with constant F. Without an ``objective`` (a
     stochastic ELBO) each step is a plain one of ρ = ``mixing``, halved while it
     leaves a family's domain.
     """
@@ -119,11 +122,11 @@ def anderson(memory=30, mixing=0.8, *, learning_rate=1.0, fallback=0.4, regulari
     def init(params):
         zeros = tree_zeros_like(params)
         return AndersonState(
-            np.zeros((), int), np.asarray(0.0), np.zeros((), int), np.zeros((), int),
-            np.zeros((), int), _history(params, memory), _history(params, memory),
-            _history(params, memory), zeros, dict(zeros), dict(zeros), np.asarray(False))
+            np.zeros((), int), np.zeros((), int), _history(params, memory),
+            _history(params, memory), _history(params, memory), zeros, dict(zeros),
+            dict(zeros), np.asarray(False))
 
-    def update(grads, state, params, *, objective=None, valid=None):
+    def update(grads, state, params, *, objective=None, valid=None, fisher=None):
         if objective is None:
             return _domain_step(grads, state, params, valid)
         here = objective(params)
@@ -142,63 +145,35 @@ def anderson(memory=30, mixing=0.8, *, learning_rate=1.0, fallback=0.4, regulari
             value = objective(tree_map(np.add, params, step)).value
             return value if np.isfinite(value) else -np.inf
 
-        n_eval = rejected = 0
+        rejected = 0
         step, rho = None, beta
         if stored:
-            gram, rhs = _normal_equations(d_nat, d_grad, g, stored, here.aux.get("posterior"))
-            # Newest differences first: drop old ones until the step is an ascent direction.
-            for used in range(stored, 0, -1):
-                gamma = _solve(gram[-used:, -used:], rhs[-used:], regularization)
-                if gamma is None:
-                    continue
-                step = {k: beta * f[k] - np.tensordot(
-                    gamma, d_params[k][-used:] + beta * d_nat[k][-used:], axes=1)
-                    for k in params}
-                if tree_vdot(step, g) > 0:
-                    break
-                step = None
-            if step is not None:
-                stored = used
-                n_eval += 1
-                if not value_at(step) > here.value:
-                    step, rejected = None, 1
-            if step is None:
-                stored = 0  # the extrapolation failed: start again from the plain map
-        if step is None:
-            rho = lr if state.count == 0 else fallback
-            while True:
-                step = tree_map(lambda d, r=rho: r * d, f)
-                n_eval += 1
-                value = value_at(step)
-                if value > here.value:
-                    break
-                rejected += 1
-                if value == here.value or rejected > max_halvings:
-                    # No gain, or none left at rounding level: stay (the fit loop then
-                    # reports convergence, or a dead end if the gradient is not small).
-                    step, rho = tree_zeros_like(params), 0.0
-                    break
-                rho /= 2
+            step, stored = _extrapolated(f, g, d_params, d_nat, d_grad, stored, fisher, beta,
+                                         regularization)
+            if step is not None and not value_at(step) > here.value:
+                step, stored, rejected = None, 0, 1
+        if step is None:  # start again from the plain map
+            def ascends(rho):
+                value = value_at(tree_map(lambda d: rho * d, f))
+                # no gain at all (the gradient is at rounding level): stop, and the fit
+                # loop reports convergence, or a dead end if the gradient is not small
+                return True if value > here.value else (None if value == here.value else False)
+
+            rho, plain_rejected = halve(ascends, lr if state.count == 0 else fallback,
+                                        max_halvings)
+            step, rejected = tree_map(lambda d: rho * d, f), rejected + plain_rejected
         return step, AndersonState(
-            np.asarray(state.count + 1), np.asarray(float(rho)), np.asarray(n_eval),
-            np.asarray(rejected), np.asarray(stored), d_params, d_nat, d_grad, dict(params),
-            dict(f), dict(g), np.asarray(True))
+            np.asarray(state.count + 1), np.asarray(stored), d_params, d_nat, d_grad,
+            dict(params), dict(f), dict(g), np.asarray(True)), Info(rho, rejected)
 
     def _domain_step(grads, state, params, valid):
-        rho, rejected = beta, 0
-        while valid is not None and not valid(tree_map(lambda p, d, r=rho: p + r * d, params,
-                                                       grads)):
-            rejected += 1
-            if rejected > max_halvings:
-                rho = 0.0
-                break
-            rho /= 2
+        rho, rejected = halve(lambda r: valid is None or valid(tree_axpy(r, grads, params)),
+                              beta, max_halvings)
         return tree_map(lambda d: rho * d, grads), state._replace(
-            count=np.asarray(state.count + 1), step_size=np.asarray(rho),
-            evaluations=np.zeros((), int),
-            rejected=np.asarray(rejected))
+            count=np.asarray(state.count + 1)), Info(rho, rejected)
 
-    return Optimizer(init, update, "natural", True, f"ngd-anderson({memory}, {beta:g})")
+    return Optimizer(init, update, "natural", True, f"ngd-anderson({memory}, {beta:g})",
+                     ("objective", "valid", "fisher"))
 
 
 def _history(params, memory):
@@ -211,22 +186,33 @@ def _push(history, new):
             for k in history}
 
 
-def _normal_equations(d_nat, d_grad, g, stored, posterior):
+def _extrapolated(f, g, d_params, d_nat, d_grad, stored, fisher, beta, regularization):
+    """(the extrapolated step, the differences it used), or (None, 0) when no number of
+    the newest differences gives an ascent direction."""
+    gram, rhs = _normal_equations(d_nat, d_grad, g, stored, fisher)
+    # Newest differences first: drop old ones until the step is an ascent direction.
+    for used in range(stored, 0, -1):
+        gamma = _solve(gram[-used:, -used:], rhs[-used:], regularization)
+        if gamma is None:
+            continue
+        step = {k: beta * f[k] - np.tensordot(
+            gamma, d_params[k][-used:] + beta * d_nat[k][-used:], axes=1) for k in f}
+        if tree_vdot(step, g) > 0:
+            return step, used
+    return None, 0
+
+
+def _normal_equations(d_nat, d_grad, g, stored, fisher):
     """A and b of the least squares γ = argmin ‖f − Σ γᵢ Δfᵢ‖_F over the newest ``stored``
     differences: Aᵢⱼ = ⟨Δfᵢ, F Δfⱼ⟩ and bᵢ = ⟨Δfᵢ, F f⟩ = ⟨Δfᵢ, ∇_η L⟩ (F f is the
-    Euclidean gradient g). F Δfⱼ comes from the families at the current point when given,
-    else from the secant Δgⱼ (exact for a quadratic ELBO with constant F), symmetrized."""
-    use_fisher = posterior is not None and set(posterior) >= set(g)
+    Euclidean gradient g). F Δfⱼ comes from ``fisher`` (the Fisher product at the current
+    point) when given, else from the secant Δgⱼ (exact for a quadratic ELBO with constant
+    F), symmetrized."""
+    cols = {k: d_nat[k][-stored:] for k in g}
+    products = fisher(cols) if fisher is not None else {k: d_grad[k][-stored:] for k in g}
     gram, rhs = np.zeros((stored, stored)), np.zeros(stored)
     for k in g:
-        cols = d_nat[k][-stored:]
-        if not use_fisher:
-            f_cols = d_grad[k][-stored:]
-        elif type(posterior[k]).n_params is not None:
-            # families of a fixed size act elementwise: all columns in one product
-            f_cols = posterior[k].fisher_vector_product(cols)
-        else:
-            f_cols = np.stack([posterior[k].fisher_vector_product(c) for c in cols])
+        f_cols, cols = products[k], d_nat[k][-stored:]
         cols = cols.reshape(stored, -1)
         gram += cols @ f_cols.reshape(stored, -1).T
         rhs += cols @ np.ravel(g[k])

@@ -1,7 +1,21 @@
-"""The optimizer interface: a pair of pure functions, state as plain arrays.
+"""The optimizer contract: a pair of pure functions, state as plain arrays.
 
-Parameters, gradients and updates are dicts {latent name: ndarray}. natvi
-*maximizes* the ELBO, so ``update`` returns an ascent step: the fit loop adds it.
+An optimizer is ``Optimizer(init, update, coordinates, natural, name, needs)``:
+
+- ``init(params) -> state``, a NamedTuple of arrays and factor-keyed dicts of arrays (so a
+  checkpoint can store it), of a type of the optimizer's own;
+- ``update(grads, state, params, **extras) -> (updates, state, info)``: ``grads`` are
+  natural gradients ∇_μ L when ``natural``, else Euclidean gradients in ``coordinates``;
+  ``updates`` is an *ascent* step (natvi maximizes the ELBO; the fit loop adds it);
+  ``info`` is an :class:`Info`, the step's facts (step size taken, trial steps rejected);
+- ``extras`` are only those named in ``needs``: ``"objective"``, a line-search oracle
+  params → :class:`Evaluation`, given only on a deterministic ELBO (None otherwise);
+  ``"valid"``, params → bool (inside every family's domain); and ``"fisher"``,
+  {key: (n, *shape)} → {key: F v}, the Fisher products of the families at ``params``.
+
+Parameters, gradients and updates are dicts {factor key: ndarray}. Every step that may
+be rejected (it leaves a domain, makes the ELBO non-finite, or does not ascend) is
+shortened by the one policy of :func:`halve`, in the optimizers and in the fit loop alike.
 """
 
 from collections.abc import Callable
@@ -9,24 +23,29 @@ from typing import NamedTuple
 
 import numpy as np
 
+#: the extras an update may declare in ``needs``
+EXTRAS = ("objective", "valid", "fisher")
+
 
 class Optimizer(NamedTuple):
-    """An optimizer: ``init(params) -> state`` and ``update(grads, state, params)``.
-
-    ``update`` returns ``(updates, state)``.
+    """An optimizer: ``init(params) -> state`` and
+    ``update(grads, state, params, **extras) -> (updates, state, info)``.
 
     Attributes
     ----------
     init, update : callable
-        The two pure functions. ``update`` also accepts keywords ``objective`` (a
-        callable params -> :class:`Evaluation`, given only when the ELBO is
-        deterministic) and ``valid`` (params -> bool: inside every family's domain).
+        The two pure functions (see the module's docstring). An ``update`` written before
+        :class:`Info` existed may return ``(updates, state)``; its state's ``step_size``
+        and ``rejected``, if any, are then read as the step's facts.
     coordinates : str
         Where the optimizer steps: ``"natural"`` (η) or ``"unconstrained"`` (mean and log-scale).
     natural : bool
         True when ``grads`` must be natural gradients F⁻¹∇L = ∇_μ L, False for Euclidean ones.
     name : str
         For tables and plots.
+    needs : tuple of str
+        The extras ``update`` takes, from :data:`EXTRAS` (by default ``"objective"`` and
+        ``"valid"``, as every update took before the contract named them).
     """
 
     init: Callable
@@ -34,6 +53,22 @@ class Optimizer(NamedTuple):
     coordinates: str
     natural: bool
     name: str
+    needs: tuple = ("objective", "valid")
+
+
+class Info(NamedTuple):
+    """What a step did, returned by ``update`` beside the state.
+
+    Attributes
+    ----------
+    step_size : float
+        The step size taken (the learning rate of a Euclidean step; 0 for no step).
+    rejected : int
+        Trial steps rejected on the way (out of the domain, non-finite or not ascending).
+    """
+
+    step_size: float
+    rejected: int = 0
 
 
 class Evaluation(NamedTuple):
@@ -41,14 +76,42 @@ class Evaluation(NamedTuple):
 
     ``natural_grad`` is ∇_μ L (a natural gradient when ``coordinates == "natural"``);
     ``grad`` is the Euclidean gradient in the optimizer's coordinates; ``aux`` holds
-    what the fit loop keeps about the point (optimizers ignore it). Outside the
-    domain, ``value`` is −inf and the gradients are None.
+    what the fit loop keeps about the point (``posterior``, the families there, and
+    ``gain``). Outside the domain, ``value`` is −inf and the gradients are None.
     """
 
     value: float
     grad: dict
     natural_grad: dict
     aux: dict
+
+
+def halve(trial, rho, max_halvings):
+    """The one step-acceptance policy: try ρ, ρ/2, ρ/4, … until ``trial`` accepts one.
+
+    Parameters
+    ----------
+    trial : callable
+        ``trial(ρ)`` → True (take the step ρ), False (halve it and try again) or None
+        (give up: no step can gain, e.g. the ELBO does not change at all).
+    rho : float
+        The first step size to try.
+    max_halvings : int
+        Halvings before giving up.
+
+    Returns
+    -------
+    (float, int)
+        The step size taken, 0.0 when none was, and the trials rejected.
+    """
+    for rejected in range(max_halvings + 1):
+        verdict = trial(rho)
+        if verdict:
+            return rho, rejected
+        if verdict is None:
+            return 0.0, rejected + 1
+        rho /= 2
+    return 0.0, max_halvings + 1
 
 
 def tree_map(fn, *trees):
@@ -63,3 +126,8 @@ def tree_vdot(a, b):
 
 def tree_zeros_like(tree):
     return {k: np.zeros_like(v, dtype=float) for k, v in tree.items()}
+
+
+def tree_axpy(rho, d, params):
+    """params + ρ·d, leafwise."""
+    return {k: params[k] + rho * d[k] for k in params}

@@ -9,24 +9,53 @@ from typing import NamedTuple
 
 import numpy as np
 
-from natvi.optim.base import Optimizer, tree_map, tree_zeros_like
+from natvi.optim.base import Info, Optimizer, tree_map, tree_zeros_like
 from natvi.validation import check_choice, check_nonnegative_scalar, check_positive_scalar
 
 _COORDINATES = ("unconstrained", "natural")
 
 
-class ScaleState(NamedTuple):
-    """State of the stateless optimizers: the step count and the step size used."""
+class SGDState(NamedTuple):
+    """State of :func:`sgd`: the steps taken."""
 
     count: np.ndarray
-    step_size: np.ndarray
 
 
-class MomentState(NamedTuple):
-    """State of optimizers that keep running moments of the gradient."""
+class MomentumState(NamedTuple):
+    """State of :func:`momentum`: the steps taken and the velocity m."""
 
     count: np.ndarray
-    step_size: np.ndarray
+    velocity: dict
+
+
+class AdagradState(NamedTuple):
+    """State of :func:`adagrad`: the steps taken and the sum of squared gradients."""
+
+    count: np.ndarray
+    v: dict
+
+
+class RMSPropState(NamedTuple):
+    """State of :func:`rmsprop`: the steps taken and the running mean of squared gradients."""
+
+    count: np.ndarray
+    v: dict
+
+
+class AdadeltaState(NamedTuple):
+    """State of :func:`adadelta`: the steps taken and the running means of squared steps
+    (u) and of squared gradients (v)."""
+
+    count: np.ndarray
+    u: dict
+    v: dict
+
+
+class AdamState(NamedTuple):
+    """State of :func:`adam`: the steps taken and the running first (m) and second (v)
+    moments of the gradients."""
+
+    count: np.ndarray
     m: dict
     v: dict
 
@@ -57,12 +86,12 @@ def sgd(learning_rate=0.01, *, coordinates="unconstrained"):
     lr, coordinates = _checked(learning_rate, coordinates)
 
     def init(params):
-        return ScaleState(np.zeros((), int), np.asarray(lr))
+        return SGDState(np.zeros((), int))
 
-    def update(grads, state, params=None, **_):
-        return tree_map(lambda g: lr * g, grads), ScaleState(state.count + 1, state.step_size)
+    def update(grads, state, params=None):
+        return tree_map(lambda g: lr * g, grads), SGDState(state.count + 1), Info(lr)
 
-    return Optimizer(init, update, coordinates, False, f"sgd({lr:g})")
+    return Optimizer(init, update, coordinates, False, f"sgd({lr:g})", ())
 
 
 def momentum(learning_rate=0.01, beta=0.9, *, nesterov=False, coordinates="unconstrained"):
@@ -84,15 +113,15 @@ def momentum(learning_rate=0.01, beta=0.9, *, nesterov=False, coordinates="uncon
     beta = _fraction(beta, "beta")
 
     def init(params):
-        return MomentState(np.zeros((), int), np.asarray(lr), tree_zeros_like(params), {})
+        return MomentumState(np.zeros((), int), tree_zeros_like(params))
 
-    def update(grads, state, params=None, **_):
-        m = tree_map(lambda m_, g: beta * m_ + g, state.m, grads)
+    def update(grads, state, params=None):
+        m = tree_map(lambda m_, g: beta * m_ + g, state.velocity, grads)
         step = tree_map(lambda m_, g: lr * (g + beta * m_), m, grads) if nesterov else \
             tree_map(lambda m_: lr * m_, m)
-        return step, MomentState(state.count + 1, state.step_size, m, {})
+        return step, MomentumState(state.count + 1, m), Info(lr)
 
-    return Optimizer(init, update, coordinates, False, f"momentum({lr:g})")
+    return Optimizer(init, update, coordinates, False, f"momentum({lr:g})", ())
 
 
 def adagrad(learning_rate=0.1, *, eps=1e-8, coordinates="unconstrained"):
@@ -112,14 +141,14 @@ def adagrad(learning_rate=0.1, *, eps=1e-8, coordinates="unconstrained"):
     eps = check_positive_scalar(eps, "eps")
 
     def init(params):
-        return MomentState(np.zeros((), int), np.asarray(lr), {}, tree_zeros_like(params))
+        return AdagradState(np.zeros((), int), tree_zeros_like(params))
 
-    def update(grads, state, params=None, **_):
+    def update(grads, state, params=None):
         v = tree_map(lambda v_, g: v_ + g * g, state.v, grads)
         step = tree_map(lambda g, v_: lr * g / (np.sqrt(v_) + eps), grads, v)
-        return step, MomentState(state.count + 1, state.step_size, {}, v)
+        return step, AdagradState(state.count + 1, v), Info(lr)
 
-    return Optimizer(init, update, coordinates, False, f"adagrad({lr:g})")
+    return Optimizer(init, update, coordinates, False, f"adagrad({lr:g})", ())
 
 
 def rmsprop(learning_rate=0.01, decay=0.9, *, eps=1e-8, coordinates="unconstrained"):
@@ -142,14 +171,14 @@ def rmsprop(learning_rate=0.01, decay=0.9, *, eps=1e-8, coordinates="unconstrain
     eps = check_positive_scalar(eps, "eps")
 
     def init(params):
-        return MomentState(np.zeros((), int), np.asarray(lr), {}, tree_zeros_like(params))
+        return RMSPropState(np.zeros((), int), tree_zeros_like(params))
 
-    def update(grads, state, params=None, **_):
+    def update(grads, state, params=None):
         v = tree_map(lambda v_, g: decay * v_ + (1 - decay) * g * g, state.v, grads)
         step = tree_map(lambda g, v_: lr * g / (np.sqrt(v_) + eps), grads, v)
-        return step, MomentState(state.count + 1, state.step_size, {}, v)
+        return step, RMSPropState(state.count + 1, v), Info(lr)
 
-    return Optimizer(init, update, coordinates, False, f"rmsprop({lr:g})")
+    return Optimizer(init, update, coordinates, False, f"rmsprop({lr:g})", ())
 
 
 def adadelta(learning_rate=1.0, rho=0.95, *, eps=1e-6, coordinates="unconstrained"):
@@ -172,17 +201,17 @@ def adadelta(learning_rate=1.0, rho=0.95, *, eps=1e-6, coordinates="unconstraine
     eps = check_positive_scalar(eps, "eps")
 
     def init(params):
-        return MomentState(np.zeros((), int), np.asarray(lr),
-                           tree_zeros_like(params), tree_zeros_like(params))
+        return AdadeltaState(np.zeros((), int), tree_zeros_like(params),
+                             tree_zeros_like(params))
 
-    def update(grads, state, params=None, **_):
+    def update(grads, state, params=None):
         v = tree_map(lambda v_, g: rho * v_ + (1 - rho) * g * g, state.v, grads)
         step = tree_map(lambda g, v_, u: lr * np.sqrt(u + eps) / np.sqrt(v_ + eps) * g,
-                        grads, v, state.m)
-        u = tree_map(lambda u_, d: rho * u_ + (1 - rho) * d * d, state.m, step)
-        return step, MomentState(state.count + 1, state.step_size, u, v)
+                        grads, v, state.u)
+        u = tree_map(lambda u_, d: rho * u_ + (1 - rho) * d * d, state.u, step)
+        return step, AdadeltaState(state.count + 1, u, v), Info(lr)
 
-    return Optimizer(init, update, coordinates, False, f"adadelta({lr:g})")
+    return Optimizer(init, update, coordinates, False, f"adadelta({lr:g})", ())
 
 
 def adam(learning_rate=0.01, b1=0.9, b2=0.999, *, eps=1e-8, coordinates="unconstrained"):
@@ -205,15 +234,14 @@ def adam(learning_rate=0.01, b1=0.9, b2=0.999, *, eps=1e-8, coordinates="unconst
     eps = check_positive_scalar(eps, "eps")
 
     def init(params):
-        return MomentState(np.zeros((), int), np.asarray(lr),
-                           tree_zeros_like(params), tree_zeros_like(params))
+        return AdamState(np.zeros((), int), tree_zeros_like(params), tree_zeros_like(params))
 
-    def update(grads, state, params=None, **_):
+    def update(grads, state, params=None):
         t = state.count + 1
         m = tree_map(lambda m_, g: b1 * m_ + (1 - b1) * g, state.m, grads)
         v = tree_map(lambda v_, g: b2 * v_ + (1 - b2) * g * g, state.v, grads)
         c1, c2 = 1 - b1**t, 1 - b2**t
         step = tree_map(lambda m_, v_: lr * (m_ / c1) / (np.sqrt(v_ / c2) + eps), m, v)
-        return step, MomentState(t, state.step_size, m, v)
+        return step, AdamState(t, m, v), Info(lr)
 
-    return Optimizer(init, update, coordinates, False, f"adam({lr:g})")
+    return Optimizer(init, update, coordinates, False, f"adam({lr:g})", ())

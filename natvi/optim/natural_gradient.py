@@ -19,7 +19,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from natvi.optim.base import Optimizer, tree_map, tree_vdot, tree_zeros_like
+from natvi.optim.base import (
+    Info,
+    Optimizer,
+    halve,
+    tree_axpy,
+    tree_map,
+    tree_vdot,
+    tree_zeros_like,
+)
 from natvi.validation import (
     check_choice,
     check_positive_int,
@@ -32,17 +40,14 @@ _SCHEDULES = ("constant", "robbins_monro")
 class NaturalGradientState(NamedTuple):
     """State of :func:`natural_gradient`; plain arrays, so it can be checkpointed.
 
-    count : steps taken. step_size : the last ρ. evaluations : ELBO evaluations the
-    last line search made. rejected : halvings of the last step (domain or non-finite).
-    direction, prev_natural, prev_grad : the last search direction and the natural and
-    Euclidean gradients where it was taken (for the conjugate-gradient update).
-    slope : ⟨direction, ∇_η L⟩ at the last step (0 = none yet, or a restart).
+    count : steps taken. step_size : the last ρ (the next line search's first guess
+    scales it). direction, prev_natural, prev_grad : the last search direction and the
+    natural and Euclidean gradients where it was taken (for the conjugate-gradient
+    update). slope : ⟨direction, ∇_η L⟩ at the last step (0 = none yet, or a restart).
     """
 
     count: np.ndarray
     step_size: np.ndarray
-    evaluations: np.ndarray
-    rejected: np.ndarray
     direction: dict
     prev_natural: dict
     prev_grad: dict
@@ -86,8 +91,8 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
 
     def init(params):
         zeros = tree_zeros_like(params)
-        return NaturalGradientState(np.zeros((), int), np.asarray(lr), np.zeros((), int),
-                                    np.zeros((), int), zeros, zeros, zeros, np.asarray(0.0))
+        return NaturalGradientState(np.zeros((), int), np.asarray(lr), zeros, zeros, zeros,
+                                    np.asarray(0.0))
 
     def update(grads, state, params, *, objective=None, valid=None):
         if objective is not None and line_search:
@@ -98,57 +103,38 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
         rho = lr if schedule == "constant" else lr * (state.count + delay) ** (-decay)
 
         def acceptable(rho):
-            new = {k: params[k] + rho * grads[k] for k in params}
+            new = tree_axpy(rho, grads, params)
             if objective is not None:  # deterministic: never go downhill (nor leave the domain)
                 return objective(new).value >= objective(params).value
             return valid is None or valid(new)
 
-        rejected = 0
-        while not acceptable(rho):
-            rejected += 1
-            if rejected > max_halvings:
-                rho = 0.0
-                break
-            rho /= 2
+        rho, rejected = halve(acceptable, rho, max_halvings)
         step = tree_map(lambda g: rho * g, grads)
-        return step, state._replace(count=state.count + 1, step_size=np.asarray(rho),
-                                    evaluations=np.zeros((), int),
-                                    rejected=np.asarray(rejected))
+        return step, state._replace(count=state.count + 1, step_size=np.asarray(rho)), \
+            Info(rho, rejected)
 
     def _line_search_step(grads, state, params, objective):
         grad = objective(params).grad
-        direction = grads
-        restart = True
-        if conjugate and state.slope > 0:
-            denom = tree_vdot(state.prev_natural, state.prev_grad)
-            beta = max(0.0, tree_vdot(grads, tree_map(np.subtract, grad, state.prev_grad))
-                       / denom) if denom > 0 else 0.0
-            if beta > 0:
-                candidate = tree_map(lambda g, d: g + beta * d, grads, state.direction)
-                if tree_vdot(candidate, grad) > 0:
-                    direction, restart = candidate, False
-        alpha, n_eval, n_bad, slope = _search(direction, grad, restart, state, params,
-                                              objective)
+        direction, restart = _conjugate(grads, grad, state) if conjugate else (grads, True)
+        alpha, n_bad, slope = _search(direction, grad, restart, state, params, objective)
         if alpha == 0 and not restart:
             # The conjugate direction found no ascent: fall back to the natural gradient.
             direction, restart = grads, True
-            alpha, n_eval, n_bad, slope = _search(direction, grad, restart, state, params,
-                                                  objective)
+            alpha, n_bad, slope = _search(direction, grad, restart, state, params, objective)
         if alpha == 0:  # no ascent along the natural gradient: stationary, to rounding
             return tree_zeros_like(params), state._replace(
-                count=state.count + 1, step_size=np.asarray(0.0), evaluations=np.asarray(n_eval),
-                rejected=np.asarray(n_bad), slope=np.asarray(0.0))
-        new_state = NaturalGradientState(
-            state.count + 1, np.asarray(alpha), np.asarray(n_eval), np.asarray(n_bad),
-            direction, grads, grad, np.asarray(slope))
-        return tree_map(lambda d: alpha * d, direction), new_state
+                count=state.count + 1, step_size=np.asarray(0.0), slope=np.asarray(0.0)), \
+                Info(0.0, n_bad)
+        new_state = NaturalGradientState(state.count + 1, np.asarray(alpha), direction, grads,
+                                         grad, np.asarray(slope))
+        return tree_map(lambda d: alpha * d, direction), new_state, Info(alpha, n_bad)
 
     def _search(direction, grad, restart, state, params, objective):
-        """(α, evaluations, rejected trials, slope) of a line search along ``direction``;
+        """(α, rejected trials, slope) of a line search along ``direction``;
         α = 0 when no trial step increases the ELBO."""
         slope = tree_vdot(direction, grad)
         if not slope > 0:
-            return 0.0, 0, 0, slope
+            return 0.0, 0, slope
         if restart or state.slope <= 0:
             alpha0 = lr
         else:
@@ -159,12 +145,28 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
             alpha0 = min(float(state.step_size * state.slope / slope),
                          2.0 * max(float(state.step_size), lr))
         value0 = objective(params).value
-        alpha, n_eval, n_bad = _wolfe_search(
+        alpha, n_bad = _wolfe_search(
             lambda a: objective(tree_map(lambda p, d: p + a * d, params, direction)),
             direction, value0, slope, alpha0, max_evaluations)
-        return alpha, n_eval, n_bad, slope
+        return alpha, n_bad, slope
 
-    return Optimizer(init, update, "natural", True, f"ngd({lr:g})")
+    return Optimizer(init, update, "natural", True, f"ngd({lr:g})", ("objective", "valid"))
+
+
+def _conjugate(grads, grad, state):
+    """(direction, restart): the natural gradient made Fisher-conjugate to the last
+    direction (Polak–Ribière+, in the Fisher metric), or the natural gradient itself
+    (a restart) when that is not an ascent direction."""
+    if not state.slope > 0:
+        return grads, True
+    denom = tree_vdot(state.prev_natural, state.prev_grad)
+    beta = max(0.0, tree_vdot(grads, tree_map(np.subtract, grad, state.prev_grad))
+               / denom) if denom > 0 else 0.0
+    if beta > 0:
+        candidate = tree_map(lambda g, d: g + beta * d, grads, state.direction)
+        if tree_vdot(candidate, grad) > 0:
+            return candidate, False
+    return grads, True
 
 
 def _wolfe_search(phi, direction, value0, slope0, alpha, max_evaluations, c1=1e-4, c2=0.4):
@@ -172,7 +174,7 @@ def _wolfe_search(phi, direction, value0, slope0, alpha, max_evaluations, c1=1e-
 
     ``phi(α)`` returns an Evaluation at the trial point. Non-finite or out-of-domain
     trials count as failures of sufficient increase, so the bracket shrinks past them.
-    Returns (α, evaluations, rejected trials); α = 0 when no trial increased the ELBO.
+    Returns (α, rejected trials); α = 0 when no trial increased the ELBO.
     """
     n_eval = n_bad = 0
 
@@ -195,7 +197,7 @@ def _wolfe_search(phi, direction, value0, slope0, alpha, max_evaluations, c1=1e-
         if not sufficient(alpha, v) or v <= v_lo:
             hi, v_hi, s_hi = alpha, v, s
         elif abs(s) <= c2 * slope0:
-            return alpha, n_eval, n_bad
+            return alpha, n_bad
         else:
             # Keep the maximum bracketed: the uphill side of alpha is where s points.
             if (hi is None and s < 0) or (hi is not None and s * (hi - alpha) < 0):
@@ -203,7 +205,7 @@ def _wolfe_search(phi, direction, value0, slope0, alpha, max_evaluations, c1=1e-
             lo, v_lo, s_lo = alpha, v, s
         # No upper bracket yet: double the step; else interpolate inside the bracket.
         alpha = 2 * lo if hi is None else _cubic_step(lo, v_lo, s_lo, hi, v_hi, s_hi)
-    return lo, n_eval, n_bad
+    return lo, n_bad
 
 
 def _cubic_step(a, va, sa, b, vb, sb):
