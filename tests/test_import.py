@@ -51,3 +51,20 @@ def test_lazy_module_imports_on_first_use_and_is_the_module_after(monkeypatch):
         assert twin.hls_to_rgb(0.0, 0.5, 1.0) == (1.0, 0.0, 0.0)
     with pytest.raises(AttributeError, match="no_such_name"):
         getattr(lazy, "no_such_name")  # noqa: B009 (the attribute error is the point)
+
+
+def test_every_package_directory_is_installed():
+    # The package list in pyproject.toml is explicit (models/ installs as natvi.models), so a
+    # new subpackage missing from it works in a checkout and breaks every installed copy.
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    where = {pathlib.Path(d): name for name, d in config["package-dir"].items()}
+    found = set()
+    for top, name in where.items():
+        for init in (root / top).rglob("__init__.py"):
+            parts = init.parent.relative_to(root / top).parts
+            found.add(".".join((name, *parts)))
+    assert found == set(config["packages"])
