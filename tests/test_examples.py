@@ -1,5 +1,6 @@
 """The example scripts run end to end and print what the README promises (slow)."""
 
+import math
 import os
 import re
 import subprocess
@@ -145,6 +146,33 @@ def test_full_rank(tmp_path):
                      r"unreliable\.", out)
     assert re.search(r"sd ratio full-rank / mean-field over all 30 coefficients", out)
     assert "coef[mean_radius]" in out
+    assert plot.exists() and plot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_ill_conditioned_quadratic(tmp_path):
+    """The table: one natural step of ½ (and 42 of 0.1) at every b/a; SGD's counts are its
+    closed form (1, then 461 at b/a = 10, then beyond the cap); every Euclidean optimizer,
+    at the best of its grid, needs more iterations at b/a = 10⁶ than at 1, and momentum's
+    counts, like SGD's, never fall as b/a grows; the plot is written."""
+    plot = tmp_path / "quadratic.png"
+    out = _run("ill_conditioned_quadratic.py", "--out", str(plot), cwd=tmp_path)
+    lines = out.splitlines()
+    head = lines.index(next(line for line in lines if line.startswith("b/a")))
+    assert [float(x) for x in lines[head].split()[1:]] == [1, 10, 100, 1e3, 1e4, 1e5, 1e6]
+    rows = {}
+    for line in lines[head + 2:]:
+        if not line.strip():
+            break
+        cells = re.findall(r"> \d+|\d+", line[18:])
+        rows[line[:18].strip()] = [math.inf if c.startswith(">") else int(c) for c in cells]
+    assert rows["natural step 0.5"] == [1] * 7 and rows["natural step 0.1"] == [42] * 7
+    assert rows["SGD"] == [1, 461] + [math.inf] * 5
+    euclidean = ("SGD", "momentum", "Adagrad", "RMSProp", "Adadelta", "Adam")
+    assert set(rows) == {*euclidean, "natural step 0.5", "natural step 0.1"}
+    for name in euclidean:
+        assert len(rows[name]) == 7 and rows[name][-1] > rows[name][0], name
+    assert rows["momentum"] == sorted(rows["momentum"])
     assert plot.exists() and plot.stat().st_size > 10_000
 
 
