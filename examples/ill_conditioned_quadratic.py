@@ -12,12 +12,14 @@ and the table counts its iterations to reach L < 1e-8 for b/a from 1 to 10⁶ (a
 capped at 10,000. Step sizes: the natural step is ½ (the Newton step: G is half the
 Hessian) and is not tuned. Each Euclidean optimizer is tuned per condition number: its
 learning rate is the best (fewest iterations) of a grid spaced by factors of 2, the other
-hyperparameters are natvi's defaults. The grid is in units of 1/(a² + b²) for SGD and
-momentum, whose stable steps shrink as 1/b² (the grid's largest rate but one is SGD's best
-constant step), and in units of the parameters for Adagrad, RMSProp, Adadelta and Adam,
-which divide the gradient by its running scale. The optimizers are natvi's own
-(``natvi.optim``), driven through their ``init`` / ``update`` contract as the fit loop
-drives them, ascending −L.
+hyperparameters are natvi's defaults. The grid runs from 16 units down to 1/1024 of one;
+the unit is 1/(a² + b²) for SGD and momentum, whose stable steps shrink as 1/b² (and
+1/(a² + b²) is SGD's best constant step), and 1 for Adagrad, RMSProp, Adadelta and Adam,
+whose steps are in units of the parameters (they divide the gradient by its running
+scale). A second table gives the learning rate behind each count. A natural step of 0.1,
+also untuned, shows that the natural step's count does not depend on b/a even when it is
+not the exact one. The optimizers are natvi's own (``natvi.optim``), driven through their
+``init`` / ``update`` contract as the fit loop drives them, ascending −L.
 
 The plot shows the trajectories at b/a = 10 in the squashed and in the original
 coordinates; the README's copy is docs/images/ill_conditioned_quadratic.png. Needs
@@ -90,7 +92,8 @@ def descend(optimizer, a, b, cap=CAP, start=START):
     -------
     (int or None, ndarray)
         The iterations to reach L < TARGET (None if not reached within ``cap``, or the run
-        diverged), and the iterates (n + 1, 2) in squashed coordinates.
+        diverged: L above 10⁶ times its start, or NaN), and the iterates (n + 1, 2) in
+        squashed coordinates.
     """
     params = {"z": squash(start, a, b)}
     state = optimizer.init(params)
@@ -105,7 +108,7 @@ def descend(optimizer, a, b, cap=CAP, start=START):
         value = loss(params["z"], a, b)
         if value < TARGET:
             return i, np.array(path)
-        if not value < 1e6 * start_loss:  # diverged (or NaN)
+        if not value < 1e6 * start_loss:
             break
     return None, np.array(path)
 
@@ -177,8 +180,8 @@ def print_table(rows, ratios=RATIOS):
     for name, cells in rows.items():
         print(f"{name:<18}" + "".join(f"{n if n is not None else f'> {CAP}':>10}"
                                       for n, _ in cells))
-    print("\nStep size of each cell: for the Euclidean optimizers the grid's best learning rate "
-          "(when none reached the target, the largest that did not diverge; - when all did)")
+    print("\nStep size of each cell: for the Euclidean optimizers the grid's best learning rate\n"
+          "(when none reached the target, the largest that did not diverge; - when all did):")
     print(head)
     print("-" * len(head))
     for name, cells in rows.items():
