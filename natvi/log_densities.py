@@ -227,14 +227,11 @@ def binomial_logit(k, n, logit_p):
     """
     k_arr, n_arr = _check_counts(k, "k"), _check_counts(n, "n")
     _check_shapes(k=k, n=n, logit_p=logit_p)
-    above = k_arr > n_arr
-    if np.any(above):
-        where = np.argwhere(np.broadcast_to(above, np.broadcast_shapes(k_arr.shape,
-                                                                         n_arr.shape)))[0]
-        raise ValueError(f"k: successes must not exceed the trials n, got k = "
-                         f"{np.broadcast_to(k_arr, above.shape)[tuple(where)]:g} > n = "
-                         f"{np.broadcast_to(n_arr, above.shape)[tuple(where)]:g} at index "
-                         f"{tuple(int(i) for i in where)}")
+    k_all, n_all = np.broadcast_arrays(k_arr, n_arr)
+    if np.any(k_all > n_all):
+        i = tuple(int(j) for j in np.argwhere(k_all > n_all)[0])
+        raise ValueError(f"k: successes must not exceed the trials n, got k = {k_all[i]:g} > "
+                         f"n = {n_all[i]:g}" + (f" at index {i}" if i else ""))
     return _log_choose(n_arr, k_arr) + _two_outcomes(k_arr, n_arr, logit_p)
 
 

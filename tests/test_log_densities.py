@@ -301,5 +301,9 @@ def test_bad_arguments_raise_naming_them(call, name):
 
 
 def test_k_above_n_names_the_index():
-    with pytest.raises(ValueError, match=r"k = 7 > n = 5 at index \(1,\)"):
+    with pytest.raises(ValueError, match=r"k = 7 > n = 5 at index \(1,\)$"):
         ld.binomial_logit(np.array([1, 7, 2]), 5, np.zeros(3))
+    with pytest.raises(ValueError, match=r"k = 3 > n = 1 at index \(1, 0\)$"):
+        ld.binomial_logit(np.array([[0], [3]]), np.array([1, 2]), 0.0)
+    with pytest.raises(ValueError, match=r"k = 6 > n = 5$"):
+        ld.binomial_logit(6, 5, 0.0)
