@@ -1,6 +1,6 @@
 """natvi: variational inference by natural gradients, with ArviZ output."""
 
-from natvi import families, optim, plot
+from natvi import families, log_densities, optim, plot
 from natvi.elbo import elbo
 from natvi.families import (
     Bernoulli,
@@ -23,4 +23,4 @@ __version__ = "0.1.0"
 __all__ = ["VI", "Bernoulli", "Beta", "Categorical", "Dirichlet", "DivergenceError",
            "FitResult", "FitState", "FullRankGaussian", "Gamma", "Latent", "LogNormal",
            "LogitNormal", "MeanFieldGaussian", "Model", "elbo", "families", "fit", "load",
-           "optim", "plot"]
+           "log_densities", "optim", "plot"]

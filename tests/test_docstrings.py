@@ -4,9 +4,9 @@ The rule, checked by walking the public API with ``inspect``:
 
 - Public names: everything in ``natvi.__all__``, ``natvi.families.__all__``,
   ``natvi.models.__all__`` and ``natvi.optim.__all__``; the functions and classes defined
-  in ``natvi.diagnostics``, ``natvi.plot`` and ``natvi.sklearn`` whose names do not start
-  with ``_``; ``natvi.cli.main``. Modules among them need a module docstring; other
-  non-callables (constants such as ``natvi.optim.SHORTCUTS``) are not checked.
+  in ``natvi.diagnostics``, ``natvi.log_densities``, ``natvi.plot`` and ``natvi.sklearn``
+  whose names do not start with ``_``; ``natvi.cli.main``. Modules among them need a module
+  docstring; other non-callables (constants such as ``natvi.optim.SHORTCUTS``) are not checked.
 - Every public class needs a docstring, and so does every public method, classmethod,
   staticmethod and property it defines or inherits from natvi code (``FitResult``
   methods, family methods and properties, estimator methods, ...). Names starting with
@@ -28,6 +28,7 @@ import natvi
 import natvi.cli
 import natvi.diagnostics
 import natvi.families
+import natvi.log_densities
 import natvi.models
 import natvi.optim
 import natvi.plot
@@ -56,7 +57,7 @@ def public_objects():
     out = {}
     for module in (natvi, natvi.families, natvi.models, natvi.optim):
         out.update(_all_names(module))
-    for module in (natvi.diagnostics, natvi.plot, sklearn_module):
+    for module in (natvi.diagnostics, natvi.log_densities, natvi.plot, sklearn_module):
         if module is not None:
             out.update(_module_public(module))
     out["natvi.cli.main"] = natvi.cli.main
