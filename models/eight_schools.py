@@ -24,9 +24,9 @@ class EightSchools(Model):
 
     Non-centered (the default), θⱼ = μ + τ θ̃ⱼ with θ̃ⱼ ~ N(0, 1), latent ``theta_raw``;
     centered, latent ``theta``. Posterior draws always include ``theta``. The expected
-    log joint is estimated by Monte Carlo with pathwise gradients (τ has a LogNormal
-    factor by default). Yao et al. (2018) found mean-field ADVI poor on the centered form:
-    check :meth:`natvi.result.FitResult.diagnose`.
+    log joint is a Monte Carlo average with pathwise gradients (τ has a LogNormal factor
+    by default), over base draws fixed for the fit by default. Yao et al. (2018) found
+    mean-field ADVI poor on the centered form: check :meth:`natvi.result.FitResult.diagnose`.
 
     Parameters
     ----------
@@ -38,14 +38,16 @@ class EightSchools(Model):
         Centered parameterization (latent ``theta``) instead of non-centered.
     mu_scale, tau_scale : float
         Prior scales of μ (normal) and τ (half-Cauchy).
-    n_samples : int
-        Monte Carlo draws per ELBO estimate.
+    engine : str
+        ``"fixed_draws"`` (the default) or ``"monte_carlo"`` (see :class:`natvi.Model`).
+    n_samples : int, optional
+        Draws per ELBO evaluation (see :class:`natvi.Model`).
     """
 
     vectorized = True
 
     def __init__(self, y=EIGHT_SCHOOLS_Y, sigma=EIGHT_SCHOOLS_SIGMA, centered=False,
-                 mu_scale=5.0, tau_scale=5.0, n_samples=16):
+                 mu_scale=5.0, tau_scale=5.0, engine="fixed_draws", n_samples=None):
         y = as_float_array(y, "y")
         if y.ndim != 1 or y.size == 0:
             raise ValueError(f"y: expected a 1-D array of J ≥ 1 effects, got shape {y.shape}")
@@ -76,7 +78,7 @@ class EightSchools(Model):
             observed_data={"y": y},
             coords={"school": names},
             dims={"theta": ["school"], "theta_raw": ["school"], "y": ["school"]},
-            n_samples=n_samples,
+            engine=engine, n_samples=n_samples,
         )
 
     # Written for one draw (μ, τ scalars, θ of shape (J,)) and for S draws at once

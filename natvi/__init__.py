@@ -1,6 +1,6 @@
 """natvi: variational inference by natural gradients, with ArviZ output."""
 
-from natvi import families, log_densities, optim, plot
+from natvi import engines, families, log_densities, optim, plot
 from natvi.elbo import elbo
 from natvi.families import (
     Bernoulli,
@@ -22,5 +22,5 @@ __version__ = "0.1.0"
 
 __all__ = ["VI", "Bernoulli", "Beta", "Categorical", "Dirichlet", "DivergenceError",
            "FitResult", "FitState", "FullRankGaussian", "Gamma", "Latent", "LogNormal",
-           "LogitNormal", "MeanFieldGaussian", "Model", "elbo", "families", "fit", "load",
-           "log_densities", "optim", "plot"]
+           "LogitNormal", "MeanFieldGaussian", "Model", "elbo", "engines", "families", "fit",
+           "load", "log_densities", "optim", "plot"]

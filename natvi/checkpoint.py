@@ -45,6 +45,7 @@ def save(path, fit_state, model, families, optimizer_name):
         arrays[f"history|{name}"] = values
     for j, iterate in enumerate(fit_state.recent):
         serialization.put_tree(arrays, f"recent|{j}", iterate, keys)
+    arrays["best_elbo"] = np.asarray(fit_state.best_elbo)
     arrays["value"] = np.asarray(ev.value)
     arrays["gain"] = np.asarray(ev.aux["gain"])
     meta = {
@@ -204,5 +205,8 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
         status=serialization.choice(meta, "status", STATUSES),
         rng_state=_rng_state(meta),
         best=_tree(arrays, "best", keys, params_template, path) if has_best else params,
-        best_elbo=float(np.max(history["elbo"])),
+        # the best ELBO (a stochastic fit's: the best window's median); checkpoints from
+        # before natvi kept it: the best recorded
+        best_elbo=(float(serialization.array(arrays, "best_elbo", shape=(), nonfinite=True))
+                   if "best_elbo" in arrays else float(np.max(history["elbo"]))),
     )

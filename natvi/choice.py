@@ -5,7 +5,7 @@ This is the one place outside ``natvi/families/`` that looks at family classes: 
 settings depend on them.
 """
 
-from natvi.factors import latent_names
+from natvi.factors import CONTINUOUS, covers, latent_names
 from natvi.families import (
     Bernoulli,
     Categorical,
@@ -29,9 +29,9 @@ def families_for(model, family):
     return _resolve_families(model, family), reason
 
 
-def optimizer_for(optimizer, model, families):
+def optimizer_for(optimizer, engine, families):
     """The :class:`natvi.optim.Optimizer` the ``optimizer`` argument of :func:`natvi.fit`
-    stands for."""
+    stands for, on the fit's ``engine`` and ``families``."""
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str):
@@ -39,14 +39,15 @@ def optimizer_for(optimizer, model, families):
             raise ValueError(f"optimizer: expected one of {sorted(SHORTCUTS)} or a "
                              f"natvi.optim optimizer, got {optimizer!r}")
         if SHORTCUTS[optimizer] is natural_gradient:
-            return default_natural_gradient(model, families)
+            return default_natural_gradient(engine, families)
         return SHORTCUTS[optimizer]()
     raise ValueError(f"optimizer: expected a name or a natvi.optim optimizer, got "
                      f"{type(optimizer).__name__}")
 
 
-def default_natural_gradient(model, families):
-    """The natural-gradient settings ``"ngd"`` stands for, given the model and its families.
+def default_natural_gradient(engine, families):
+    """The natural-gradient settings ``"ngd"`` stands for, given the fit's engine and
+    families.
 
     On a deterministic ELBO with only mean-field Gaussian factors: Anderson-accelerated
     natural gradient (:func:`natvi.optim.anderson`), which measured fewest iterations and
@@ -65,7 +66,7 @@ def default_natural_gradient(model, families):
     far from the optimum, and a first step of 0.5 overshot by ten orders of magnitude in
     the ELBO.
     """
-    if not model.deterministic:
+    if not engine.deterministic:
         return natural_gradient(0.1)
     if all(f is MeanFieldGaussian for f in families.values()):
         return anderson()
@@ -85,7 +86,8 @@ def _auto_family(model, family):
 def _resolve_families(model, family):
     """{factor key: family class}, in the order of the model's latents."""
     latents = model.latents
-    chosen = _chosen(latents, family)
+    transforms = model.engine.transforms
+    chosen = _chosen(latents, family, transforms)
     owner = {}
     for key in chosen:
         for name in latent_names(key):
@@ -98,12 +100,14 @@ def _resolve_families(model, family):
         key = owner.get(name, name)
         if key not in out:
             out[key] = _checked(latents, key, chosen.get(key) or model.default_families.get(
-                name) or DEFAULT_FAMILIES[latents[name].support])
+                name) or DEFAULT_FAMILIES[latents[name].support], transforms)
     return out
 
 
-def _chosen(latents, family):
-    """{factor key: family class} the caller's ``family`` argument names."""
+def _chosen(latents, family, transforms):
+    """{factor key: family class} the caller's ``family`` argument names; a joint family
+    covers every continuous latent on an engine that ``transforms`` them, else the real
+    ones."""
     names = list(latents)
     if family is None:
         return {}
@@ -120,7 +124,7 @@ def _chosen(latents, family):
     if not (isinstance(family, type) and issubclass(family, ExponentialFamily)):
         raise ValueError(f"family: expected a natvi family class or a dict {{latent name: "
                          f"family class}}, got {family!r}")
-    matching = [n for n in names if latents[n].support == family.support]
+    matching = [n for n in names if covers(family, latents[n].support, transforms)]
     if not matching:
         raise ValueError(f"family: {family.__name__} has support {family.support!r}, which "
                          f"none of the latents {_supports(latents)} has")
@@ -129,17 +133,21 @@ def _chosen(latents, family):
     return dict.fromkeys(matching, family)
 
 
-def _checked(latents, key, fam):
-    """``fam``, checked to be a family that can cover the latents of factor ``key``."""
+def _checked(latents, key, fam, transforms):
+    """``fam``, checked to be a family that can cover the latents of factor ``key`` (through
+    bijections when the engine ``transforms`` them)."""
     if not (isinstance(fam, type) and issubclass(fam, ExponentialFamily)):
         raise ValueError(f"family: expected a natvi family class for {key!r}, got {fam!r}")
     if isinstance(key, tuple) and not fam.joint:
         raise ValueError(f"family: only a FullRankGaussian covers several latents jointly, "
                          f"got {fam.__name__} for {key!r}")
     for n in latent_names(key):
-        if fam.support != latents[n].support:
+        if not covers(fam, latents[n].support, transforms):
+            also = (" (a joint family covers positive, unit-interval and simplex latents "
+                    "through bijections on the fixed-draw and Monte Carlo engines only)"
+                    if fam.joint and latents[n].support in CONTINUOUS else "")
             raise ValueError(f"family: {fam.__name__} has support {fam.support!r} but latent "
-                             f"{n!r} has support {latents[n].support!r}")
+                             f"{n!r} has support {latents[n].support!r}{also}")
     return fam
 
 

@@ -13,9 +13,17 @@ from functools import partial
 import numpy as np
 
 from natvi import checkpoint as ckpt
-from natvi import serialization
+from natvi import draw_check, serialization
 from natvi.choice import families_for, optimizer_for
-from natvi.fit_state import FINAL, FitState, Record, history_arrays, latest_elbos
+from natvi.engines import Engine
+from natvi.fit_state import (
+    FINAL,
+    FitState,
+    Record,
+    history_arrays,
+    latest_elbos,
+    latest_records,
+)
 from natvi.model import Model
 from natvi.objective import Objective, fisher_product
 from natvi.optim import Info
@@ -32,6 +40,14 @@ DEFAULT_TOL_STOCHASTIC = 1e-3
 WINDOW = 50
 #: halvings of any step that leaves the domain or makes the ELBO non-finite
 MAX_REJECTIONS = 30
+#: stochastic fits: fresh ELBO evaluations at the averaged iterate for the stationarity test
+STATIONARITY_DRAWS = 16
+#: stochastic fits: a natural gradient is indistinguishable from zero when its gain is at most
+#: this many times what its Monte Carlo noise alone gives
+STATIONARITY_RATIO = 4.0
+#: stochastic fits: a window whose median ELBO is this many of its spreads below the best
+#: window's is a collapse
+COLLAPSE = 5.0
 
 
 def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=0,
@@ -108,7 +124,8 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         state = vi.adopt(init_state)
     else:
         state = vi.init()
-    return vi.result(vi.run(state, max_iter, **run_options), strict=strict)
+    result = vi.result(vi.run(state, max_iter, **run_options), strict=strict)
+    return _with_draw_check(vi, result, max_iter)
 
 
 class VI:
@@ -118,6 +135,9 @@ class VI:
     ----------
     model, optimizer, family, tol, seed
         As for :func:`fit`.
+    engine : natvi.engines.Engine, optional
+        The engine to fit on instead of the model's (e.g. a
+        :class:`natvi.engines.FixedDraws` with other draws).
 
     Examples
     --------
@@ -128,29 +148,39 @@ class VI:
     >>> result = vi.result(state)
     """
 
-    def __init__(self, model, optimizer="ngd", *, family="auto", tol=None, seed=0):
+    def __init__(self, model, optimizer="ngd", *, family="auto", tol=None, seed=0, engine=None):
         if not isinstance(model, Model):
             raise ValueError(f"model: expected a natvi Model, got {type(model).__name__}")
+        if engine is not None and not isinstance(engine, Engine):
+            raise ValueError(f"engine: expected a natvi.engines.Engine or None, got "
+                             f"{type(engine).__name__}")
         self.model = model
         self.families, self.family_reason = families_for(model, family)
-        self.optimizer = optimizer_for(optimizer, model, self.families)
-        self.deterministic = model.deterministic
+        self._rng = as_rng(seed)
+        #: what computes the ELBO in this fit (the model's engine, with its draws fixed)
+        self.engine = (engine or model.engine).for_fit(self.families, self._rng)
+        self.optimizer = optimizer_for(optimizer, self.engine, self.families)
+        self.deterministic = self.engine.deterministic
         if tol is None:
             tol = DEFAULT_TOL_DETERMINISTIC if self.deterministic else DEFAULT_TOL_STOCHASTIC
         self.tol = check_nonnegative_scalar(tol, "tol")
-        self._rng = as_rng(seed)
         self._seed_state = self._rng.bit_generator.state
-        self._objective = Objective(model, self.families, self.optimizer.coordinates, self._rng)
+        self._objective = Objective(self.engine, self.families, self.optimizer.coordinates,
+                                    self._rng)
         self._last = None  # the state the objective's generator and counter are at
 
-    def init(self):
-        """The state at the model's starting point: iteration 0, evaluated."""
+    def init(self, params=None):
+        """The state at the model's starting point, or at ``params`` ({factor key: array}
+        in the optimizer's coordinates, such as ``state.params`` of another fit of the same
+        families): iteration 0, evaluated."""
         self._last = None
         self._rng.bit_generator.state = self._seed_state
         self._objective.clear()
         self._objective.n_evals = 0
         start = time.perf_counter()
-        params = self._objective.coordinates_of(self.model.initial_posterior(self.families))
+        if params is None:
+            params = self._objective.coordinates_of(
+                self.model.initial_posterior(self.families))
         ev = self._objective(params)
         if not np.isfinite(ev.value):
             why = "posterior" in ev.aux and self.model.explain_nonfinite(ev.aux["posterior"])
@@ -173,15 +203,22 @@ class VI:
         if ev is None:  # every halving failed: keep the last good point
             return state._replace(status="diverged")
         moved = any(np.any(params[k] != state.params[k]) for k in params)
-        better = self.deterministic and ev.value > state.best_elbo
-        n_evals, seconds = self._objective.n_evals, state.seconds + time.perf_counter() - start
-        history = (Record(ev.value, info.step_size * 0.5**halvings, n_evals, seconds,
+        # the record's evaluations and seconds are filled in once the verdict's own are done
+        history = (Record(ev.value, info.step_size * 0.5**halvings, 0, 0.0,
                           halvings + info.rejected), state.history)
         recent = state.recent if self.deterministic else (*state.recent, params)[-WINDOW:]
+        if self.deterministic:
+            status = self._verdict(ev, state.n_iter + 1, moved)
+            best, best_elbo = ((params, ev.value) if ev.value > state.best_elbo
+                               else (state.best, state.best_elbo))
+        else:
+            status, best, best_elbo = self._stochastic_verdict(history, recent, state)
+        seconds = state.seconds + time.perf_counter() - start
+        history = (history[0]._replace(grad_evals=self._objective.n_evals, seconds=seconds),
+                   state.history)
         return self._settle(FitState(
-            params, opt_state, ev, history, recent, state.n_iter + 1, n_evals, seconds,
-            self._verdict(ev, history, state.n_iter + 1, moved), self._rng.bit_generator.state,
-            params if better else state.best, ev.value if better else state.best_elbo))
+            params, opt_state, ev, history, recent, state.n_iter + 1, self._objective.n_evals,
+            seconds, status, self._rng.bit_generator.state, best, best_elbo))
 
     def run(self, state, max_iter=1000, *, callback=None, progress=None, checkpoint=None,
             checkpoint_every=10):
@@ -358,14 +395,8 @@ class VI:
         rho, halvings = halve(finite, 1.0, MAX_REJECTIONS)
         return (tried["params"], tried["ev"], halvings) if rho else (params, None, halvings)
 
-    def _verdict(self, ev, history, n_iter, moved):
-        """The status after iteration ``n_iter``: converged, diverged or running."""
-        if not self.deterministic:
-            if n_iter < 2 * WINDOW:
-                return "running"
-            elbos = latest_elbos(history, 2 * WINDOW)
-            recent, before = np.mean(elbos[WINDOW:]), np.mean(elbos[:WINDOW])
-            return "converged" if abs(recent - before) <= self.tol * abs(recent) else "running"
+    def _verdict(self, ev, n_iter, moved):
+        """The status of a deterministic fit after iteration ``n_iter``."""
         if ev.aux["gain"] <= self.tol:
             return "converged"
         if not moved and self.optimizer.natural:
@@ -373,6 +404,65 @@ class VI:
             # level, else no step could be taken (a numerical dead end).
             return "converged" if ev.aux["gain"] < 1e-6 else "diverged"
         return "running"
+
+    def _stochastic_verdict(self, history, recent, state):
+        """(status, best, best ELBO) of a stochastic fit whose newest record heads
+        ``history`` and whose last iterates are ``recent``, checked every ``WINDOW``
+        iterations; ``best`` is the mean iterate of the window of highest median ELBO.
+
+        Diverged: steps were halved in most of the window, or the window's median ELBO
+        fell below the best window's by more than ``COLLAPSE`` of its spreads. Converged:
+        the window's mean ELBO changed by at most ``tol`` (relatively) from the window
+        before, no step was halved in it, and the natural gradient at the mean iterate is
+        indistinguishable from zero against its Monte Carlo noise (:meth:`_stationary`).
+        """
+        n_iter, keep = state.n_iter + 1, ("running", state.best, state.best_elbo)
+        if n_iter % WINDOW or n_iter < WINDOW:
+            return keep
+        window = latest_records(history, WINDOW)
+        elbos = np.array([r.elbo for r in window])
+        if sum(r.rejected > 0 for r in window) > WINDOW // 2:
+            return ("diverged", *keep[1:])
+        level = np.median(elbos)
+        spread = 1.4826 * np.median(np.abs(elbos - level))  # robust to blown-up draws
+        if level > state.best_elbo:
+            keep = ("running", _mean(recent), float(level))
+        elif state.best_elbo - level > COLLAPSE * spread:
+            return ("diverged", *keep[1:])
+        if n_iter < 2 * WINDOW or any(r.rejected for r in window):
+            return keep
+        before = np.mean(latest_elbos(history, 2 * WINDOW)[:WINDOW])
+        if abs(np.mean(elbos) - before) > self.tol * abs(np.mean(elbos)):
+            return keep
+        return ("converged" if self._stationary(_mean(recent)) else "running", *keep[1:])
+
+    def _stationary(self, params):
+        """Whether the natural gradient at ``params`` is indistinguishable from zero: over
+        ``STATIONARITY_DRAWS`` fresh evaluations g₁ … g_K, the gain ½⟨ḡ, F ḡ⟩ of their mean is
+        at most ``STATIONARITY_RATIO`` times its expectation under pure noise, the squared
+        standard error Σₖ ½⟨gₖ − ḡ, F (gₖ − ḡ)⟩ / (K (K − 1))."""
+        posterior = self._objective.posterior_of(params)
+        if posterior is None:
+            return False
+        with np.errstate(all="ignore"):
+            grads = [self.engine.elbo(posterior, self._rng).grads
+                     for _ in range(STATIONARITY_DRAWS)]
+        k = len(grads)
+
+        def gain(g):
+            return 0.5 * sum(float(np.sum(posterior[key].fisher_quadratic_form(g[key])))
+                             for key in posterior)
+
+        mean = {key: np.mean([g[key] for g in grads], axis=0) for key in posterior}
+        noise = sum(gain({key: g[key] - mean[key] for key in posterior})
+                    for g in grads) / (k * (k - 1))
+        signal = gain(mean)
+        return bool(np.isfinite(signal) and signal <= STATIONARITY_RATIO * noise)
+
+
+def _mean(iterates):
+    """The mean of a list of {key: array} iterates."""
+    return {k: np.mean([p[k] for p in iterates], axis=0) for k in iterates[0]}
 
 
 def _run_options(callback, progress, checkpoint, checkpoint_every):
@@ -406,7 +496,17 @@ def _outcome(status, ev, best, elbos, objective, optimizer, deterministic):
                     f"iterate is returned",
         "interrupted": f"interrupted after {n} iterations of {optimizer}",
     }[status]
-    if not deterministic or status == "converged" or not ev.value < max(elbos):
+    if not deterministic:
+        if status == "converged":
+            message += (": the natural gradient at the averaged iterate is indistinguishable "
+                        "from its Monte Carlo noise")
+        elif status == "diverged":
+            message = (f"diverged after {n} iterations of {optimizer}: the ELBO collapsed "
+                       f"below its best window, or steps kept being halved; the mean iterate "
+                       f"of the best window is returned")
+            ev = objective(best) if best else ev
+        return status, message, ev
+    if status == "converged" or not ev.value < max(elbos):
         return status, message, ev
     if elbos[-1] < elbos[0]:
         status = "diverged"
@@ -415,6 +515,37 @@ def _outcome(status, ev, best, elbos, objective, optimizer, deterministic):
     ev = objective(best)
     return status, (f"{message}; the best iterate, iteration {int(np.argmax(elbos))} (ELBO "
                     f"{ev.value:.6g}), is returned"), ev
+
+
+def _with_draw_check(vi, result, max_iter):
+    """``result``, with the check of :mod:`natvi.draw_check` when it converged on fixed
+    draws: refit on a second set of draws from the optimum, and while the optimum moves
+    by more than ``SHIFT_LIMIT`` sds, refit with twice the draws (up to ``MAX_DRAWS``)."""
+    engine = vi.engine
+    if result.status != "converged" or not hasattr(engine, "redrawn") or not engine.deterministic:
+        return result
+    rng = np.random.default_rng([engine.seed, 1])  # apart from the fit's own draws
+
+    def refit(engine, start):
+        other = VI(vi.model, vi.optimizer, family=vi.families, tol=vi.tol, engine=engine)
+        return other, other.result(other.run(other.init(start.state.params), max_iter))
+
+    while True:
+        _, second = refit(engine.redrawn(rng), result)
+        moved = (draw_check.shift(result.posterior, second.posterior)
+                 if second.status == "converged" else np.inf)
+        if moved <= draw_check.SHIFT_LIMIT or 2 * engine.n_draws > draw_check.MAX_DRAWS:
+            break
+        grown, engine = result, engine.redrawn(rng, 2 * engine.n_draws)
+        vi, result = refit(engine, grown)
+        result.family_reason = grown.family_reason
+        if result.status != "converged":
+            return result
+    check = draw_check.DrawCheck(engine.n_draws, *draw_check.fresh_elbo(
+        vi.model, result.posterior, rng), moved)
+    result.draw_check = check
+    result.message = f"{result.message} {check.describe()}"
+    return result
 
 
 class DivergenceError(RuntimeError):
@@ -426,6 +557,5 @@ def _averaged(objective, iterates, last):
     a constant step leaves the iterates jittering around the optimum, and their mean is
     closer to it. Natural and unconstrained parameter domains are convex, so the mean is
     a valid point; the last iterate is kept if the mean's ELBO estimate is not finite."""
-    mean = {k: np.mean([p[k] for p in iterates], axis=0) for k in iterates[0]}
-    ev = objective(mean)
+    ev = objective(_mean(iterates))
     return ev if np.isfinite(ev.value) else last

@@ -85,13 +85,18 @@ def records(history):
     return out[::-1]
 
 
-def latest_elbos(history, n):
-    """The ELBOs of the newest ``n`` records (fewer if there are fewer), oldest first."""
+def latest_records(history, n):
+    """The newest ``n`` records (fewer if there are fewer), oldest first."""
     out = []
     while history and len(out) < n:
         record, history = history
-        out.append(record.elbo)
+        out.append(record)
     return out[::-1]
+
+
+def latest_elbos(history, n):
+    """The ELBOs of the newest ``n`` records (fewer if there are fewer), oldest first."""
+    return [record.elbo for record in latest_records(history, n)]
 
 
 def history_arrays(history):

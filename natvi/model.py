@@ -20,11 +20,14 @@ import numpy as np
 from autograd.tracer import Box, getval
 
 from natvi import factors
-from natvi.engines import ClosedForm, Engine, MonteCarlo, closed_form, monte_carlo
+from natvi.engines import ClosedForm, Engine, FixedDraws, MonteCarlo, closed_form, monte_carlo
+from natvi.engines.fixed_draws import DEFAULT_DRAWS
 from natvi.families.base import is_family
 from natvi.validation import check_positive_int
 
 SUPPORTS = ("real", "positive", "unit_interval", "simplex", "binary", "categorical")
+#: the engines of a log-joint function: {name: (class, default draws)}
+ENGINES = {"fixed_draws": (FixedDraws, DEFAULT_DRAWS), "monte_carlo": (MonteCarlo, 16)}
 #: draws :meth:`Model.explain_nonfinite` tries when the ELBO at the starting point is not finite
 NONFINITE_DRAWS = 100
 
@@ -117,8 +120,15 @@ class Model:
         per support (``fit(family=...)`` overrides both).
     observed_data, coords, dims : dict, optional
         For ArviZ: observed arrays, coordinates, and dimension names per variable.
-    n_samples : int
-        Monte Carlo draws per ELBO estimate when there is no closed form.
+    engine : str
+        Without ``closed_form``: ``"fixed_draws"`` (the default), base draws fixed for each
+        fit, so the ELBO is a deterministic function of q (:class:`natvi.engines.FixedDraws`;
+        fits with Gamma, Beta or Dirichlet factors fall back to fresh draws), or
+        ``"monte_carlo"``, fresh draws at every evaluation
+        (:class:`natvi.engines.MonteCarlo`).
+    n_samples : int, optional
+        Draws per ELBO evaluation: by default 32 fixed draws
+        (``natvi.engines.fixed_draws.DEFAULT_DRAWS``) or 16 fresh ones.
     """
 
     #: {name: Latent}
@@ -136,7 +146,8 @@ class Model:
     vectorized: bool = False
 
     def __init__(self, log_joint, latents, *, pointwise_log_likelihood=None, closed_form=None,
-                 families=None, observed_data=None, coords=None, dims=None, n_samples=16):
+                 families=None, observed_data=None, coords=None, dims=None,
+                 engine="fixed_draws", n_samples=None):
         if not callable(log_joint):
             raise ValueError(f"log_joint: expected a function of one draw, got "
                              f"{type(log_joint).__name__}")
@@ -154,9 +165,7 @@ class Model:
         self._log_joint = log_joint
         self._pointwise = pointwise_log_likelihood
         self._closed_form = closed_form
-        self.n_samples = check_positive_int(n_samples, "n_samples")
-        self.engine = (ClosedForm(self._checked_closed_form()) if closed_form is not None
-                       else MonteCarlo(self._checked_log_joint(), self.latents, self.n_samples))
+        self.engine = self._engine_named(engine, n_samples)
         self._engine_of_functions = True  # explain_nonfinite looks into these functions
         families = {} if families is None else families
         if not isinstance(families, dict) or set(families) - set(self.latents):
@@ -178,6 +187,18 @@ class Model:
         self.observed_data = {k: np.asarray(v) for k, v in (observed_data or {}).items()}
         self.coords = dict(coords or {})
         self.dims = dict(dims or {})
+
+    def _engine_named(self, engine, n_samples):
+        if self._closed_form is not None:
+            self.n_samples = check_positive_int(16 if n_samples is None else n_samples,
+                                                "n_samples")
+            return ClosedForm(self._checked_closed_form())
+        if engine not in ENGINES:
+            raise ValueError(f"engine: expected one of {list(ENGINES)}, got {engine!r}")
+        cls, default = ENGINES[engine]
+        self.n_samples = check_positive_int(default if n_samples is None else n_samples,
+                                            "n_samples")
+        return cls(self._checked_log_joint(), self.latents, self.n_samples)
 
     @property
     def engine(self):

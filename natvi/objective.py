@@ -1,7 +1,7 @@
 """The ELBO as an optimizer sees it: a function of parameters in its coordinates.
 
 :class:`Objective` turns parameters into families (None outside their domains), asks
-the model's engine for the ELBO and ∇_μ L, and returns an
+the fit's engine for the ELBO and ∇_μ L, and returns an
 :class:`natvi.optim.Evaluation` with the Euclidean gradient in the optimizer's
 coordinates and the gain of a unit natural-gradient step. It also gives the extras an
 optimizer may declare: it is itself the ``objective``, :meth:`Objective.valid` is
@@ -12,7 +12,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-from natvi.elbo import elbo
 from natvi.optim import Evaluation
 
 
@@ -21,8 +20,8 @@ class Objective:
 
     Parameters
     ----------
-    model : natvi.model.Model
-        The model; its engine computes the ELBO.
+    engine : natvi.engines.Engine
+        What computes the ELBO (the model's engine, as bound for the fit).
     families : dict
         {factor key: family class}.
     coordinates : str
@@ -34,9 +33,9 @@ class Objective:
         each is evaluated once; ``n_evals`` counts real evaluations only.
     """
 
-    def __init__(self, model, families, coordinates, rng, cache_size=4):
-        self.model, self.families, self.coordinates, self.rng = (model, families, coordinates,
-                                                                  rng)
+    def __init__(self, engine, families, coordinates, rng, cache_size=4):
+        self.engine, self.families, self.coordinates, self.rng = (engine, families,
+                                                                   coordinates, rng)
         self.n_evals = 0
         self._cache = OrderedDict()
         self._cache_size = cache_size
@@ -97,7 +96,7 @@ class Objective:
 
     def _evaluate(self, posterior):
         with np.errstate(all="ignore"):
-            value, nat = elbo(self.model, posterior, self.rng)
+            value, nat, _ = self.engine.elbo(posterior, self.rng)
         euclid_eta = {k: posterior[k].fisher_vector_product(g) for k, g in nat.items()}
         if self.coordinates == "natural":
             grad = euclid_eta

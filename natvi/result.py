@@ -51,6 +51,9 @@ class FitResult:
     state : natvi.fit_state.FitState or None
         The fit's last state, to continue it with ``natvi.fit(..., init_state=state)``;
         None for a result loaded from a file.
+    draw_check : natvi.draw_check.DrawCheck or None
+        For a fit converged on fixed draws: the ELBO from fresh draws with its standard
+        error, and how far the optimum moves under other draws; None otherwise.
     """
 
     def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain,
@@ -66,6 +69,7 @@ class FitResult:
         self.family_reason = family_reason
         self.message = message or status
         self.state = state
+        self.draw_check = None
 
     @property
     def converged(self):
@@ -94,13 +98,11 @@ class FitResult:
         return {name: out[name] for name in self.model.latents}
 
     def log_q(self, draws):
-        """log q(z) at each draw of ``draws`` ({name: (S, *shape)}), shape (S,)."""
-        total = 0.0
-        for key, q in self.posterior.items():
-            lead = (len(draws[factors.latent_names(key)[0]]),)
-            lp = q.log_prob(factors.from_latents(self.model.latents, key, q, draws, lead))
-            total = total + lp.reshape(lp.shape[0], -1).sum(axis=1)
-        return total
+        """log q(z) at each draw of ``draws`` ({name: (S, *shape)}), shape (S,); the density
+        of latents on their own supports (a joint factor's bijections included)."""
+        lead = (len(next(iter(draws.values()))),)
+        return sum(factors.log_prob(self.model.latents, key, q, draws, lead)
+                   for key, q in self.posterior.items())
 
     def default_draws(self):
         """Draws from q that :meth:`pareto_k`, :meth:`diagnose` and :meth:`importance` take

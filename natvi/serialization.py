@@ -317,7 +317,7 @@ def encode_factors(families_by_key):
 
 def decode_factors(spec, latents):
     """{factor key: family class} from :func:`encode_factors`, checked to cover each of
-    ``latents`` once, with a family of its support; :class:`Damaged` otherwise."""
+    ``latents`` once, with a family that covers its support; :class:`Damaged` otherwise."""
     out, covered = {}, []
     for entry in spec if isinstance(spec, list) else [spec]:
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
@@ -333,7 +333,7 @@ def decode_factors(spec, latents):
             raise Damaged(f"factors: only a FullRankGaussian covers several latents, got "
                           f"{family} over {names}")
         for name in names:
-            if name in latents and latents[name].support != cls.support:
+            if name in latents and not factors.covers(cls, latents[name].support):
                 raise Damaged(f"factors: {family} has support {cls.support!r}, but latent "
                               f"{name!r} has {latents[name].support!r}")
         covered += names

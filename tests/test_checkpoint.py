@@ -59,7 +59,8 @@ CASES_SOURCE = textwrap.dedent("""
     def build(case, full):
         '''(model, optimizer, fit keywords) of a case; full: the whole fit, else a short one.'''
         if case == "eight_schools":
-            return EightSchools(), "ngd", ({"seed": 3} if full else {"seed": 3, "max_iter": 25})
+            return (EightSchools(engine="monte_carlo"), "ngd",
+                    {"seed": 3} if full else {"seed": 3, "max_iter": 25})
         X, y = standardized_breast_cancer()
         mf = {"family": natvi.MeanFieldGaussian}
         if case == "logistic_ngd":

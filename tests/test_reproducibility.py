@@ -43,7 +43,8 @@ DIGEST_SOURCE = textwrap.dedent("""
         '''{name: FitResult} of the three fits, with ``seed``.'''
         X, y = standardized_breast_cancer()
         return {
-            "eight_schools": natvi.fit(EightSchools(), "ngd", max_iter=25, seed=seed),
+            "eight_schools": natvi.fit(EightSchools(engine="monte_carlo"), "ngd", max_iter=25,
+                                       seed=seed),
             "logistic_ngd": natvi.fit(LogisticRegression(X, y), "ngd", max_iter=30, seed=seed),
             "logistic_adam": natvi.fit(LogisticRegression(X, y), "adam", max_iter=60,
                                        seed=seed),

@@ -19,7 +19,7 @@ def MonteCarloLogistic(X, y, prior_scale, intercept_scale):
         return lik + prior - 0.5 * (X.shape[1] + 1) * np.log(2 * np.pi)
 
     return natvi.Model(log_joint, {"intercept": "real", "coef": ((X.shape[1],), "real")},
-                       n_samples=8)
+                       engine="monte_carlo", n_samples=8)
 
 
 def test_robbins_monro_ngd_reaches_the_quadrature_optimum():
@@ -44,3 +44,38 @@ def test_robbins_monro_ngd_reaches_the_quadrature_optimum():
     again = natvi.fit(MonteCarloLogistic(X, y, prior_scale=1.0, intercept_scale=1.0), opt,
                       max_iter=2000, seed=1, family=MeanFieldGaussian)
     np.testing.assert_array_equal(again.history["elbo"], noisy.history["elbo"])
+
+
+def _gaussian_model():
+    """log p = Σ log N(xᵢ; 1, ½²): the mean-field optimum is exact, N(1, ½²) per coordinate."""
+    return natvi.Model(lambda z: -2.0 * anp.sum((z["x"] - 1.0) ** 2), {"x": ((3,), "real")},
+                       engine="monte_carlo", n_samples=8)
+
+
+def test_stochastic_converged_means_stationary():
+    result = natvi.fit(_gaussian_model(), natvi.optim.natural_gradient(0.1), seed=0,
+                       max_iter=2000)
+    assert result.status == "converged", result.message
+    assert "indistinguishable" in result.message
+    q = result.posterior["x"]
+    np.testing.assert_allclose(q.loc, 1.0, atol=0.05)  # 0.1 sd
+    np.testing.assert_allclose(q.scale, 0.5, rtol=0.05)
+
+
+def test_a_frozen_stochastic_fit_is_not_converged():
+    """Steps too small to move: the windowed ELBO is flat (the old rule called it
+    converged), but the natural gradient is far from zero against its noise."""
+    result = natvi.fit(_gaussian_model(), natvi.optim.natural_gradient(1e-6), seed=0,
+                       max_iter=300)
+    assert result.status == "max_iter", result.message
+
+
+def test_a_collapsing_stochastic_fit_is_diverged_and_returns_its_best_window():
+    """A constant step of 1.9 on 2 draws overshoots the precision update on bad draws and
+    the ELBO falls far below its best window: diverged, with the best window's mean."""
+    model = natvi.Model(lambda z: -2.0 * anp.sum((z["x"] - 1.0) ** 2) - anp.sum(z["x"] ** 4),
+                        {"x": ((3,), "real")}, engine="monte_carlo", n_samples=2)
+    result = natvi.fit(model, natvi.optim.natural_gradient(1.9), seed=0, max_iter=2000)
+    assert result.status == "diverged", result.message
+    assert "best window" in result.message
+    assert np.isfinite(result.elbo) and result.elbo > np.median(result.history["elbo"][-50:])

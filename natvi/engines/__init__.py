@@ -5,13 +5,16 @@ protocol every engine follows).
   function of the factors' expected sufficient statistics; exact.
 - :class:`GLMQuadrature`: generalized linear models, whose data terms see the latents
   through linear predictors; exact to 1e-14 nats per observation.
+- :class:`FixedDraws`: any log joint written with ``autograd.numpy``, over base draws fixed
+  for a fit (deterministic ADVI); the default of custom models.
 - :class:`MonteCarlo`: any log joint written with ``autograd.numpy``; fresh draws at every
   evaluation, pathwise or score-function gradients.
 """
 
 from natvi.engines.base import ELBO, Engine
 from natvi.engines.closed_form import ClosedForm
+from natvi.engines.fixed_draws import FixedDraws
 from natvi.engines.glm import GLMQuadrature
 from natvi.engines.monte_carlo import MonteCarlo
 
-__all__ = ["ELBO", "ClosedForm", "Engine", "GLMQuadrature", "MonteCarlo"]
+__all__ = ["ELBO", "ClosedForm", "Engine", "FixedDraws", "GLMQuadrature", "MonteCarlo"]

@@ -13,6 +13,12 @@ An engine implements ``expected_log_joint(posterior, rng)`` → (value, {factor 
 :meth:`Engine.elbo` adds the factors' entropies, which every family gives in closed form.
 ``posterior`` is {factor key: family instance} (see :mod:`natvi.factors`); ``rng`` a
 ``numpy.random.Generator``, which deterministic engines ignore.
+
+Before a fit, ``engine.for_fit(families, rng)`` gives the engine the fit runs on: itself
+for most, a copy bound to base draws fixed for the whole fit for :class:`FixedDraws`, or
+a Monte Carlo engine where the families cannot use fixed draws. ``engine.transforms``
+says whether it maps latents through bijections for a joint factor (see
+:mod:`natvi.factors`).
 """
 
 from typing import NamedTuple
@@ -38,6 +44,15 @@ class Engine:
 
     #: True when ``expected_log_joint`` is an exact function of q
     deterministic = False
+    #: True when a joint factor may cover positive, unit-interval and simplex latents
+    transforms = False
+    #: the engine in words, for results and their messages
+    description = "an engine of the model's own"
+
+    def for_fit(self, families, rng):
+        """The engine a fit with ``families`` ({factor key: family class}) and the fit's
+        generator ``rng`` runs on: this one, unless an engine says otherwise."""
+        return self
 
     def expected_log_joint(self, posterior, rng=None):
         """E_q[log p(x, z)] and {factor key: its gradient in that factor's mean parameters}."""

@@ -23,8 +23,12 @@ from natvi.engines.base import Engine
 from natvi.validation import check_positive_int
 
 
-def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
+def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16, noise=None):
     """Monte Carlo estimate of E_q[log p(x, z)] and of its gradient in mean parameters.
+
+    For a joint factor whose latents are mapped through bijections (see
+    :mod:`natvi.factors`), the estimate is of E_q[log p(x, z) + log |dz/dx|]: the ELBO in
+    z then adds the entropy of the Gaussian over the unconstrained coordinates.
 
     Parameters
     ----------
@@ -36,9 +40,12 @@ def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
     latents : dict
         {latent name: natvi.model.Latent}, for splitting joint factors into latents.
     rng : numpy.random.Generator
-        Source of every draw.
+        Source of every draw not given in ``noise``.
     n_samples : int
         Draws per estimate (at least 2 when a factor uses the score function).
+    noise : dict, optional
+        {factor key: standard noise (n_samples, ...)} of the reparameterizable factors
+        (their ``standard_noise``), to use instead of fresh draws.
 
     Returns
     -------
@@ -54,9 +61,11 @@ def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
         raise ValueError(f"n_samples: score-function gradients (for {scored}) need at least "
                          f"2 draws, got {n}")
 
-    eps = {key: posterior[key].standard_noise(rng, n) for key in pathwise}
+    eps = {key: posterior[key].standard_noise(rng, n) if noise is None else noise[key]
+           for key in pathwise}
     x = {key: posterior[key].from_noise(eps[key]) for key in pathwise}
     z_scored = {key: posterior[key].sample(rng, n) for key in scored}
+    mapped = [key for key in pathwise if factors.transformed(latents, key, posterior[key])]
 
     def f(x_one, s):
         z = {}
@@ -65,7 +74,10 @@ def expected_log_joint(log_joint, posterior, latents, rng, n_samples=16):
             z.update(factors.to_latents(latents, key, q, q.to_support(x_one[key])))
         for key in scored:
             z[key] = z_scored[key][s]
-        return log_joint(z)
+        value = log_joint(z)
+        for key in mapped:
+            value = value + factors.log_det_jacobian(latents, key, posterior[key], x_one[key])
+        return value
 
     # One autograd pass per draw: measured 1.7× faster on eight schools than one pass over
     # the sum of all draws (a larger graph to trace and walk back).
@@ -123,6 +135,8 @@ class MonteCarlo(Engine):
     n_samples : int
         Draws per estimate.
     """
+
+    transforms = True
 
     def __init__(self, log_joint, latents, n_samples=16):
         self.log_joint, self.latents = log_joint, latents

@@ -47,7 +47,8 @@ class ExponentialFamily:
     joint: bool = False
     #: True for a family whose draws are a differentiable function of standard noise
     #: (Gaussians, and Gaussians pushed through a bijection): it offers standard_noise,
-    #: from_noise, to_support and pathwise_grad, for pathwise Monte Carlo gradients
+    #: from_noise, to_support and pathwise_grad, for pathwise Monte Carlo gradients, and
+    #: location_scale, the mean and sd of each Gaussian coordinate
     reparameterizable: bool = False
 
     def __init__(self, natural):

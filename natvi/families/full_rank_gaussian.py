@@ -583,14 +583,23 @@ class FullRankGaussian(ExponentialFamily):
         """z from the Gaussian value x (the identity), written with autograd.numpy."""
         return x
 
+    def location_scale(self):
+        """(mean, standard deviation) of each coordinate, shape ``(*batch, d)`` each."""
+        return self.loc, np.sqrt(np.einsum("...ii->...i", self.cov))
+
     def pathwise_grad(self, grad_x, eps):
-        """∇_μ E[f(z)] from f's gradients ``grad_x`` = ∇ₓf at x = m + Lε for the draws
-        ``eps`` (both (S, *batch, d)): ∇_m = E[∇ₓf] and, by Stein's lemma, ∇_Σ =
-        ½ E[∇ₓf εᵀ] L⁻¹ (symmetrized)."""
-        outer = np.einsum("s...i,s...j->...ij", grad_x, eps) / len(eps)
-        # E[∇f εᵀ] L⁻¹, by a triangular solve: (L⁻ᵀ E[ε ∇fᵀ])ᵀ
-        right = _t(np.linalg.solve(_t(self.scale_tril), _t(outer)))
-        return self.grad_mean_from_moments(grad_x.mean(axis=0), 0.25 * (right + _t(right)))
+        """∇_μ of the sample average (1/S) Σₛ f(m + Lεₛ) from f's gradients ``grad_x`` =
+        ∇ₓf at the draws of ``eps`` (both (S, *batch, d)), exactly: with A = (1/S) Σₛ ∇ₓf εₛᵀ
+        (the gradient in L), ∇_m = (1/S) Σₛ ∇ₓf and ∇_Σ = L⁻ᵀ Φ*(LᵀA) L⁻¹, the adjoint of
+        the Cholesky factor's derivative dL = L Φ(L⁻¹ dΣ L⁻ᵀ) (Φ keeps the lower triangle,
+        halving the diagonal). Its expectation is Stein's ½ E[∇²f]; unlike Stein's form
+        ½ A L⁻¹, it is the gradient of the average itself, so a fit on fixed draws finds a
+        stationary point of the function it evaluates."""
+        a = np.einsum("s...i,s...j->...ij", grad_x, eps) / len(eps)
+        b = np.tril(_t(self.scale_tril) @ a)
+        c = 0.5 * (b + _t(b)) - 0.5 * np.einsum("...ii->...i", b)[..., None] * np.eye(self.dim)
+        inv_l = np.linalg.inv(self.scale_tril)
+        return self.grad_mean_from_moments(grad_x.mean(axis=0), _t(inv_l) @ c @ inv_l)
 
     # ---- moments and the unconstrained coordinates ---------------------------
     def grad_mean_from_moments(self, grad_loc, grad_cov):

@@ -229,6 +229,11 @@ class MeanFieldGaussian(ExponentialFamily):
         """z from the Gaussian value x (the identity here), written with autograd.numpy."""
         return x
 
+    def location_scale(self):
+        """(mean, standard deviation) of each Gaussian coordinate x, shape ``batch_shape``
+        each: where the draws' base Gaussian sits, for comparing fits."""
+        return self.loc, self.scale
+
     def pathwise_grad(self, grad_x, eps):
         """∇_μ E[f(z)] from f's gradients ``grad_x`` = ∇ₓf at x = loc + scale·ε for the
         draws ``eps`` (both (S, *batch)): ∇_m = E[∇ₓf], ∇_v = E[∇ₓf ε]/(2 scale)."""

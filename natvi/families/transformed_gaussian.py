@@ -157,6 +157,11 @@ class TransformedGaussian(ExponentialFamily):
         """z = transform(x) from the Gaussian value x."""
         return cls.transform(x)
 
+    def location_scale(self):
+        """(mean, standard deviation) of the Gaussian x = transform⁻¹(z): the base
+        Gaussian's."""
+        return self.gaussian.location_scale()
+
     def pathwise_grad(self, grad_x, eps):
         """∇_μ E[f(z)] from ``grad_x`` = ∇ₓ f(transform(x)) at the draws ``eps``: the
         Gaussian's (the Jacobian is in the entropy)."""
