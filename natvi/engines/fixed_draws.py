@@ -22,10 +22,27 @@ import numpy as np
 
 from natvi.engines import monte_carlo
 from natvi.engines.monte_carlo import MonteCarlo
+from natvi import factors
 from natvi.factors import latent_names
 
-#: base draws per fit by default (see examples/fixed_draws_size.py for the measurement)
+#: base draws per fit by default
 DEFAULT_DRAWS = 32
+#: the most draws a joint factor may ask for (above, the fit runs on fresh draws)
+MAX_JOINT_DRAWS = 2048
+
+
+def _antithetic_white(half):
+    """(ε, −ε) from ``half`` (n, ...), whitened over its coordinates (see
+    :meth:`FixedDraws._base_draws`)."""
+    n = half.shape[0]
+    flat = half.reshape(n, -1)
+    if n > flat.shape[1]:
+        values, vectors = np.linalg.eigh(flat.T @ flat / n)
+        flat = flat @ (vectors / np.sqrt(values)) @ vectors.T
+    else:
+        flat = flat / np.sqrt(np.mean(flat**2, axis=0))
+    half = flat.reshape(half.shape)
+    return np.concatenate([half, -half])
 
 
 class FixedDraws(MonteCarlo):
@@ -72,14 +89,24 @@ class FixedDraws(MonteCarlo):
         return f"{self.n_draws} fixed base draws (seed {self.seed})"
 
     def for_fit(self, families, rng):
-        """A copy with its draws fixed by a seed from the fit's generator ``rng``
-        (itself when its seed is set), or a :class:`MonteCarlo` engine when a family of
-        ``families`` ({factor key: family class}) has no base draws."""
-        if not all(f.reparameterizable for f in families.values()):
+        """A copy with its draws fixed by a seed from the fit's generator ``rng`` (itself
+        when its seed is set), with at least :meth:`draws_needed` draws; or a
+        :class:`MonteCarlo` engine when a family of ``families`` ({factor key: family
+        class}) has no base draws, or a joint factor would need more than
+        ``MAX_JOINT_DRAWS``."""
+        needed = self.draws_needed(families)
+        if not all(f.reparameterizable for f in families.values()) or needed > MAX_JOINT_DRAWS:
             return MonteCarlo(self.log_joint, self.latents, self.n_draws)
-        if self.seed is not None:
+        if self.seed is not None and needed <= self.n_draws:
             return self
-        return self.redrawn(rng)
+        return self.redrawn(rng, max(needed, self.n_draws))
+
+    def draws_needed(self, families):
+        """The fewest draws a fit over ``families`` can use: a joint factor over d
+        coordinates needs more than d antithetic pairs, or its fixed-draw ELBO is unbounded
+        (its covariance grows without limit in the directions no draw explores)."""
+        sizes = [factors.size(self.latents, key) for key, f in families.items() if f.joint]
+        return 2 * (max(sizes) + 1) if sizes else 2
 
     def redrawn(self, rng, n_draws=None):
         """The same engine on a new set of base draws from ``rng`` (``n_draws`` of them,
@@ -98,17 +125,18 @@ class FixedDraws(MonteCarlo):
         """The draws of factor ``key``: from a generator of its own, seeded by the engine's
         seed and the factor's latents, so they do not depend on the order factors come in.
 
-        They come in antithetic pairs (ε, −ε), scaled so that each coordinate's mean square
-        is 1: their first two moments are those of N(0, 1) exactly, so the fixed-draw ELBO
-        of a Gaussian log joint has its optimum's means exactly where the ELBO has them
-        (with plain draws they move by about one sd / √M each: measured, the largest of
-        300 moved 0.25 sd at M = 256)."""
+        They come in antithetic pairs (ε, −ε), so their mean is 0, and are whitened so that
+        their second moment is the identity: jointly over the factor's coordinates when
+        there are more pairs than coordinates, else coordinate by coordinate. Their first
+        two moments are then those of N(0, I) exactly, so on a Gaussian log joint the
+        fixed-draw ELBO is the ELBO and its optimum is exact (with plain draws each mean
+        moves by about one sd / √M: measured, the largest of 300 moved 0.25 sd at
+        M = 256)."""
         cached = self._noise.get((key, type(q)))
         if cached is None:
             names = list(self.latents)
             where = tuple(names.index(name) for name in latent_names(key))
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=where))
             half = q.standard_noise(rng, self.n_draws // 2)
-            eps = np.concatenate([half, -half])
-            cached = self._noise[key, type(q)] = eps / np.sqrt(np.mean(eps**2, axis=0))
+            cached = self._noise[key, type(q)] = _antithetic_white(half)
         return cached
