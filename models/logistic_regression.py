@@ -4,6 +4,7 @@ import numpy as np
 
 from natvi.lazy_modules import special
 from natvi.likelihoods import _GL_T, _GL_W, _bend_panels, logistic
+from natvi.quadrature import gauss_hermite
 from natvi.models.glm import GeneralizedLinearModel
 from natvi.validation import binary_labels
 
@@ -65,25 +66,30 @@ class LogisticRegression(GeneralizedLinearModel):
 
 #: rows integrated at a time (each takes up to ~2,000 nodes)
 _ROWS = 256
+#: Gauss–Hermite nodes of rows whose σ(η) is smooth on the scale of η's sd
+_NODES = 64
 
 
 def expected_sigmoid(mean, var):
-    """E[σ(η)] for η ~ N(mean, var), per row.
+    """E[σ(η)] for η ~ N(mean, var), per row, to ~1e-14.
 
-    σ bends at η = 0 over a width of ~1, which Gauss–Hermite nodes ~sd apart miss once sd
-    is large; composite 16-node Gauss–Legendre panels in t = (η − mean)/sd, graded towards
-    the bend (as the probit likelihood's wide rule does), integrate σ(mean + sd t) φ(t)
-    over |t| ≤ 10 to ~1e-15 for any sd (rows of zero variance are σ(mean)).
+    Where sd ≤ 1, or σ's bend at η = 0 lies more than 8 sd away, σ(mean + sd t) is smooth on
+    the scale of t and 64 Gauss–Hermite nodes integrate it to rounding. Otherwise the bend
+    (of width ~1/sd in t) falls between such nodes: composite 16-node Gauss–Legendre panels
+    in t, graded towards the bend (as the probit likelihood's wide rule does), integrate
+    σ(mean + sd t) φ(t) over |t| ≤ 10 instead.
     """
-    out = special.expit(mean)
-    wide = np.flatnonzero(var > 1e-24)
+    sd = np.sqrt(var)
+    t, w = gauss_hermite(_NODES)
+    out = special.expit(mean[:, None] + sd[:, None] * t) @ w
+    wide = np.flatnonzero((sd > 1.0) & (np.abs(mean) < 8.0 * sd))
     for start in range(0, len(wide), _ROWS):
         rows = wide[start:start + _ROWS]
-        m, sd = mean[rows], np.sqrt(var[rows])
-        left, widths = _bend_panels(-m / sd, 1.0 / sd)
+        m, s = mean[rows], sd[rows]
+        left, widths = _bend_panels(-m / s, 1.0 / s)
         half = 0.5 * widths
         t = (left + half)[:, :, None] + half[:, :, None] * _GL_T
         weight = half[:, :, None] * _GL_W * np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi)
-        out[rows] = np.sum(weight * special.expit(m[:, None, None] + sd[:, None, None] * t),
+        out[rows] = np.sum(weight * special.expit(m[:, None, None] + s[:, None, None] * t),
                            axis=(1, 2))
     return out

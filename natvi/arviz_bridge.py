@@ -112,9 +112,11 @@ def from_groups(groups, coords, dims):
     """
     import arviz as az
 
+    # ArviZ ≥ 1.0 reads the dims of the predictions groups from pred_dims only
+    kwargs = {"coords": coords, "dims": dims, "pred_coords": coords, "pred_dims": dims}
     if arviz_1():
-        return az.from_dict(groups, coords=coords, dims=dims)
-    return az.from_dict(**groups, coords=coords, dims=dims)
+        return az.from_dict(groups, **kwargs)
+    return az.from_dict(**groups, **kwargs)
 
 
 def _check_draws(draws):
