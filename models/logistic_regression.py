@@ -4,8 +4,8 @@ import numpy as np
 
 from natvi.lazy_modules import special
 from natvi.likelihoods import _GL_T, _GL_W, _bend_panels, logistic
-from natvi.quadrature import gauss_hermite
 from natvi.models.glm import GeneralizedLinearModel
+from natvi.quadrature import gauss_hermite
 from natvi.validation import binary_labels
 
 

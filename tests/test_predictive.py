@@ -292,7 +292,7 @@ def test_arviz_plot_ppc_and_loo_pit(logistic):
 
     data = logistic.to_arviz(draws=200, seed=1, posterior_predictive=True)
     if arviz_1():
-        az.plot_ppc_dist(data, backend="matplotlib")
+        az.plot_ppc_pava(data, backend="matplotlib")  # binary data: the calibration plot
         pit = az.loo_pit(data)["y"].values
     else:
         az.plot_ppc(data, num_pp_samples=20)
