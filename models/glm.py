@@ -83,7 +83,8 @@ class GeneralizedLinearModel(FromFormula, Model):
         if self.fit_intercept:
             self.latents = {"intercept": Latent((), "real"), **self.latents}
             self.prior_scales["intercept"] = np.asarray(self.intercept_scale)
-        self.observed_data = {"y": self.y}
+        # labels and counts as integers, as their replicates are: ArviZ bins both alike
+        self.observed_data = {"y": self.y.astype(np.int64)}
         self.coords = {"feature": self.feature_names, "obs": np.arange(n)}
         self.dims = {"coef": ["feature"], "y": ["obs"]}
         self.engine = GLMQuadrature(self.design, self.likelihood, self.y, self.offset,
