@@ -13,6 +13,7 @@ Replicated data are drawn row block by row block from an explicit
 ``numpy.random.Generator``; every call checks its memory before it allocates.
 """
 
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -21,10 +22,8 @@ from natvi import arviz_bridge
 from natvi.engines.glm import Design
 from natvi.lazy_modules import special
 from natvi.validation import (
-    SAMPLE_ARRAYS,
     as_rng,
     check_draws_memory,
-    check_memory,
     design_matrix,
     exposures,
     listed,
@@ -180,15 +179,14 @@ def predict(result, X_new, draws, seed, prob, exposure):
     """:meth:`natvi.FitResult.predict` (see there)."""
     model = result.model
     check_predictive(model, "model")
-    prob = float(prob) if isinstance(prob, float | int) and not isinstance(prob, bool) else None
+    prob = float(prob) if isinstance(prob, numbers.Real) and not isinstance(prob, bool) else None
     if prob is None or not 0 < prob < 1:
         raise ValueError("prob: expected the interval's probability mass, a number in (0, 1)")
     X, offset = new_rows(model, X_new, exposure)
-    draws = check_draws_memory(model, draws)
-    values = sum(int(np.prod(latent.shape)) for latent in model.latents.values())
-    check_memory(8 * draws * (SAMPLE_ARRAYS * values + PREDICT_ARRAYS * X.shape[0]), "draws",
-                 f"predicting {X.shape[0]} rows from {draws} draws",
-                 "ask for fewer draws, or predict fewer rows at a time")
+    rows = X.shape[0]
+    draws = check_draws_memory(model, draws, extra=(
+        f"the predictions at {rows} row{'s' * (rows != 1)} (predict fewer at a time)",
+        lambda s: 8 * s * PREDICT_ARRAYS * rows))
     mean, var = Design(X, "coef", "intercept" if "intercept" in model.latents else None
                        ).predictor_moments(result.posterior)
     if offset is not None:

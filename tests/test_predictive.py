@@ -333,7 +333,8 @@ def test_posterior_predictive_memory_is_checked_first(logistic, monkeypatch):
     logistic.to_arviz(draws=draws, seed=0)  # fits without the replicated data
     with pytest.raises(ValueError, match=r"^draws: .*replicated data.* over the limit"):
         logistic.to_arviz(draws=draws, seed=0, posterior_predictive=True)
-    with pytest.raises(ValueError, match=r"^draws: predicting 4000 rows from 1000 draws"):
+    with pytest.raises(ValueError,
+                       match=r"^draws: 1000 draws from q and the predictions at 4000 rows"):
         logistic.predict(np.zeros((4000, D)), draws=draws)
 
 
