@@ -371,3 +371,23 @@ def test_models_without_replicates_say_so():
         result.to_arviz(draws=10, posterior_predictive=True)
     with pytest.raises(ValueError, match=r"^model: EightSchools cannot draw"):
         result.predict(np.zeros((2, 1)))
+
+
+@pytest.mark.parametrize("call", ["to_arviz", "predict"])
+def test_memory_estimates_are_the_peak_to_a_factor_of_two(monkeypatch, call):
+    from test_sizes import _estimate_and_peak
+
+    from natvi import validation
+
+    X, eta, rng = _data(n=2000)
+    result = natvi.fit(LogisticRegression(X, (rng.random(2000) < 0.5).astype(int)), seed=0)
+    X_new = rng.normal(size=(2000, D))
+
+    def run(draws):
+        if call == "to_arviz":
+            return result.to_arviz(draws=draws, seed=0, posterior_predictive=True)
+        return result.predict(X_new, draws=draws, seed=0)
+
+    run(30)  # imports and caches out of the measurement
+    estimate, peak = _estimate_and_peak(monkeypatch, validation, lambda: run(500))
+    assert peak / 2 <= estimate <= 2 * peak, (estimate, peak)
