@@ -20,6 +20,7 @@ import numpy as np
 
 from natvi import arviz_bridge
 from natvi.engines.glm import Design
+from natvi.formula import new_design
 from natvi.lazy_modules import special
 from natvi.validation import (
     as_rng,
@@ -80,16 +81,15 @@ def replicate(model, draws, rng):
 
 def new_rows(model, X_new, exposure=None, name="X_new"):
     """``X_new`` checked as the training features were: (X as a float array (M, D) in the
-    training column order, log-exposure offset or None).
+    training column order, the exposures (M,) or None).
 
-    A DataFrame must hold the training columns by name (in any order; a model fitted from
-    a formula builds them from the formula's variables), anything else the training width.
-    ``exposure`` (positive, one per row) is for models fitted with exposures only.
+    A DataFrame must hold the training columns by name, in any order (unless the training
+    X had no column names; a model fitted from a formula builds them from the formula's
+    variables), anything else the training width. ``exposure`` (positive, one per row) is
+    for models fitted with exposures only.
     """
     spec = getattr(model, "formula", None)
     if spec is not None:
-        from natvi.formula import new_design
-
         X_new = new_design(spec, X_new, name)
     columns = getattr(X_new, "columns", None)
     names = model.feature_names
@@ -110,7 +110,7 @@ def new_rows(model, X_new, exposure=None, name="X_new"):
     if not getattr(model, "takes_exposure", False):
         raise ValueError(f"exposure: {type(model).__name__} has no exposure (count models "
                          f"such as PoissonRegression do)")
-    return X, np.log(exposures(exposure, X.shape[0]))
+    return X, exposures(exposure, X.shape[0])
 
 
 class Interval(NamedTuple):
@@ -182,7 +182,8 @@ def predict(result, X_new, draws, seed, prob, exposure):
     prob = float(prob) if isinstance(prob, numbers.Real) and not isinstance(prob, bool) else None
     if prob is None or not 0 < prob < 1:
         raise ValueError("prob: expected the interval's probability mass, a number in (0, 1)")
-    X, offset = new_rows(model, X_new, exposure)
+    X, exposure = new_rows(model, X_new, exposure)
+    offset = None if exposure is None else np.log(exposure)
     rows = X.shape[0]
     draws = check_draws_memory(model, draws, extra=(
         f"the predictions at {rows} row{'s' * (rows != 1)} (predict fewer at a time)",
@@ -201,5 +202,4 @@ def predict(result, X_new, draws, seed, prob, exposure):
     lower, upper = np.quantile(y, [0.5 - prob / 2, 0.5 + prob / 2], axis=0,
                                method="inverted_cdf")
     response = Interval(model.expected_response(mean, var), lower, upper)
-    return Prediction(model, eta_interval, response, prob, z, eta, y, X,
-                      None if offset is None else np.exp(offset))
+    return Prediction(model, eta_interval, response, prob, z, eta, y, X, exposure)
