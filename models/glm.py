@@ -10,7 +10,9 @@ import numpy as np
 
 from natvi.engines.glm import CURVATURES, Design, GLMQuadrature, gaussian_prior
 from natvi.families import FullRankGaussian, MeanFieldGaussian
+from natvi.formula import FromFormula
 from natvi.model import Latent, Model
+from natvi.predictive import linear_predictor
 from natvi.validation import (
     check_choice,
     check_flag,
@@ -35,7 +37,7 @@ FULL_RANK_BUDGET = 2e9
 FULL_RANK_MAX_DIM = 301
 
 
-class GeneralizedLinearModel(Model):
+class GeneralizedLinearModel(FromFormula, Model):
     r"""A GLM with independent Gaussian priors on the intercept and the coefficients.
 
     .. math::
@@ -49,13 +51,16 @@ class GeneralizedLinearModel(Model):
     expected Hessian follows the ELBO; the others are for comparison (VOGN-type updates).
 
     Subclasses set ``likelihood`` (a :class:`natvi.likelihoods.Likelihood`) and define
-    ``_response`` (the data check of y) and ``_start``. Factors may be mean-field
-    Gaussians, or full-rank Gaussians over the coefficients or over the intercept and
-    coefficients jointly.
+    ``_response`` (the data check of y), ``_start``, and for predictions
+    ``draw_response`` and ``expected_response`` (see :mod:`natvi.predictive`). Factors may
+    be mean-field Gaussians, or full-rank Gaussians over the coefficients or over the
+    intercept and coefficients jointly.
     """
 
     vectorized = True
     likelihood = None
+    #: whether the model takes exposures (new rows may then have theirs)
+    takes_exposure = False
     #: no reparameterization to suggest when k̂ is high (see FitResult.diagnose)
     reparameterization_hint = None
 
@@ -78,7 +83,8 @@ class GeneralizedLinearModel(Model):
         if self.fit_intercept:
             self.latents = {"intercept": Latent((), "real"), **self.latents}
             self.prior_scales["intercept"] = np.asarray(self.intercept_scale)
-        self.observed_data = {"y": self.y}
+        # labels and counts as integers, as their replicates are: ArviZ bins both alike
+        self.observed_data = {"y": self.y.astype(np.int64)}
         self.coords = {"feature": self.feature_names, "obs": np.arange(n)}
         self.dims = {"coef": ["feature"], "y": ["obs"]}
         self.engine = GLMQuadrature(self.design, self.likelihood, self.y, self.offset,
@@ -104,11 +110,7 @@ class GeneralizedLinearModel(Model):
 
     def _linear_predictor(self, draws, rows=slice(None)):
         """ηᵢ at each draw for the ``rows`` of X, shape (S, rows)."""
-        x = np.asarray(self.X[rows], dtype=float)
-        eta = np.asarray(draws["coef"]) @ x.T + self.offset[rows]
-        if self.fit_intercept:
-            eta = eta + np.asarray(draws["intercept"])[:, None]
-        return eta
+        return linear_predictor(draws, self.X[rows], self.offset[rows])
 
     def _row_blocks(self):
         n = self.X.shape[0]
@@ -150,6 +152,26 @@ class GeneralizedLinearModel(Model):
 
     def _response(self, y, n):
         """The validated response, shape (n,)."""
+        raise NotImplementedError
+
+    # ---- predictions ------------------------------------------------------------------
+    def draw_response(self, rng, eta, draws):
+        """One response per draw and row from the likelihood at the linear predictors.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Source of the draws.
+        eta : ndarray, shape (S, rows)
+            Linear predictors (offsets included).
+        draws : dict
+            {latent name: (S, *shape)}, the posterior draws ``eta`` comes from.
+        """
+        raise NotImplementedError
+
+    def expected_response(self, mean, var):
+        """The mean of the response under q, E[E[y | η]] for η ~ N(``mean``, ``var``) per
+        row (arrays of the same shape), exact."""
         raise NotImplementedError
 
     # ---- the starting point -----------------------------------------------------------

@@ -6,6 +6,7 @@ import numpy as np
 from natvi import factors
 from natvi.engines import ClosedForm
 from natvi.families import FullRankGaussian, Gamma, MeanFieldGaussian
+from natvi.formula import FromFormula
 from natvi.lazy_modules import special
 from natvi.model import Latent, Model, check_factors
 from natvi.validation import check_flag, check_positive_scalar, design_matrix, response
@@ -13,7 +14,7 @@ from natvi.validation import check_flag, check_positive_scalar, design_matrix, r
 _LOG_2PI = np.log(2 * np.pi)
 
 
-class LinearRegression(Model):
+class LinearRegression(FromFormula, Model):
     r"""Bayesian linear regression with Gaussian priors, and known or unknown noise.
 
     .. math::
@@ -140,6 +141,28 @@ class LinearRegression(Model):
         fit = self._yty / s2 - mean @ np.linalg.solve(cov, mean)
         return float(-0.5 * (n * _LOG_2PI + n * np.log(s2) + np.sum(np.log(self._prior_var))
                              - logdet_post + fit))
+
+    # ---- predictions ------------------------------------------------------------------
+    def draw_response(self, rng, eta, draws):
+        """One response per draw and row, N(η, σ²) with the known noise scale or the
+        drawn noise precision.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Source of the draws.
+        eta : ndarray, shape (S, rows)
+            Means α + xᵀβ at the draws.
+        draws : dict
+            {latent name: (S, *shape)}, the posterior draws ``eta`` comes from.
+        """
+        sd = np.sqrt(self._noise_var(draws, np.shape(eta)[0]))
+        return eta + sd * rng.standard_normal(np.shape(eta))
+
+    def expected_response(self, mean, var):
+        """The mean of the response under q: E[η] = ``mean`` (``var``, the variance of η, is
+        not needed)."""
+        return np.array(mean, dtype=float)
 
     # ---- log densities at draws -------------------------------------------------------
     def _noise_var(self, draws, n_draws):

@@ -41,6 +41,7 @@ class PoissonRegression(GeneralizedLinearModel):
     """
 
     likelihood = poisson
+    takes_exposure = True
 
     def __init__(self, X, counts, prior_scale=2.5, intercept_scale=2.5, exposure=None,
                  fit_intercept=True, curvature="hessian", damping=0.0, n_points=None):
@@ -57,3 +58,20 @@ class PoissonRegression(GeneralizedLinearModel):
             return 0.0, self.exposure
         rate = max(self.y.sum(), 0.5) / self.exposure.sum()
         return np.log(rate), self.exposure * rate
+
+    #: numpy's Poisson sampler refuses larger rates
+    MAX_RATE = 1e18
+
+    def draw_response(self, rng, eta, draws):
+        with np.errstate(over="ignore"):
+            rate = np.exp(eta)
+        if not np.all(rate < self.MAX_RATE):
+            raise ValueError(f"draws: a Poisson rate e^η over {self.MAX_RATE:.0e} at some draw "
+                             f"and row (largest η {np.max(eta):.4g}); the fit is far off")
+        return rng.poisson(rate)
+
+    def expected_response(self, mean, var):
+        """The expected count under q: E[e^η] = exp(mean + var/2) for η ~ N(``mean``,
+        ``var``) (the exposure's log in ``mean``)."""
+        with np.errstate(over="ignore"):
+            return np.exp(np.asarray(mean) + 0.5 * np.asarray(var))

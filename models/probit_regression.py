@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from natvi.lazy_modules import special
 from natvi.likelihoods import probit
 from natvi.models.glm import GeneralizedLinearModel
 from natvi.validation import binary_labels
@@ -51,3 +52,10 @@ class ProbitRegression(GeneralizedLinearModel):
     def _start(self):
         # −∂²/∂η² log Φ(±η) at η = 0 is φ(0)²/Φ(0)² = 2/π for either label.
         return 0.0, np.full(len(self.y), 2 / np.pi)
+
+    def draw_response(self, rng, eta, draws):
+        return (rng.random(np.shape(eta)) < special.ndtr(eta)).astype(np.int64)
+
+    def expected_response(self, mean, var):
+        """P(y = 1) under q: E[Φ(η)] = Φ(mean / √(1 + var)) for η ~ N(``mean``, ``var``)."""
+        return special.ndtr(np.asarray(mean) / np.sqrt(1.0 + np.asarray(var)))

@@ -39,7 +39,8 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def to_arviz(model, draws, log_p, log_q, log_likelihood=None, attrs=None):
+def to_arviz(model, draws, log_p, log_q, log_likelihood=None, attrs=None,
+             posterior_predictive=None):
     """Variational draws as ``arviz.InferenceData`` (ArviZ 0.x) or ``DataTree`` (ArviZ ≥ 1.0).
 
     Parameters
@@ -57,12 +58,15 @@ def to_arviz(model, draws, log_p, log_q, log_likelihood=None, attrs=None):
         {observed name: array (S, *obs_shape)} of log p(xᵢ | z) per draw and observation.
     attrs : dict or None
         Attributes of the posterior group (e.g. which draws it holds).
+    posterior_predictive : dict or None
+        {observed name: array (S, *obs_shape)} of replicated data, one data set per draw.
 
     Returns
     -------
     InferenceData or DataTree
         Groups ``posterior`` (one chain), ``sample_stats`` (``lp``, ``log_q``),
-        ``observed_data`` and ``log_likelihood`` when there are any.
+        ``observed_data``, ``log_likelihood`` and ``posterior_predictive`` when there are
+        any.
     """
     posterior = _check_draws(draws)
     n_draws = next(iter(posterior.values())).shape[0]
@@ -83,16 +87,36 @@ def to_arviz(model, draws, log_p, log_q, log_likelihood=None, attrs=None):
         groups["log_likelihood"] = {name: value[None] for name, value in pointwise.items()}
     if observed:
         groups["observed_data"] = observed
+    if posterior_predictive:
+        groups["posterior_predictive"] = {name: np.asarray(value)[None] for name, value in
+                                          posterior_predictive.items()}
 
     coords, dims = _coords_and_dims(model, groups)
-    import arviz as az
-
-    if arviz_1():
-        data = az.from_dict(groups, coords=coords, dims=dims)
-    else:
-        data = az.from_dict(**groups, coords=coords, dims=dims)
+    data = from_groups(groups, coords, dims)
     data["posterior"].attrs.update(attrs or {})
     return data
+
+
+def from_groups(groups, coords, dims):
+    """ArviZ's own object from ``groups`` ({group name: {variable: array}}, draws as
+    (1, S, ...)), on either generation.
+
+    Parameters
+    ----------
+    groups : dict
+        {group name, e.g. ``"posterior"`` or ``"predictions"``: {variable name: array}}.
+    coords : dict
+        {dim name: coordinate values}.
+    dims : dict
+        {variable name: [dim names]} (the leading ``chain`` and ``draw`` left out).
+    """
+    import arviz as az
+
+    # ArviZ ≥ 1.0 reads the dims of the predictions groups from pred_dims only
+    kwargs = {"coords": coords, "dims": dims, "pred_coords": coords, "pred_dims": dims}
+    if arviz_1():
+        return az.from_dict(groups, **kwargs)
+    return az.from_dict(**groups, **kwargs)
 
 
 def _check_draws(draws):

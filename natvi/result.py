@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from natvi import arviz_bridge, diagnostics, factors, serialization
+from natvi import arviz_bridge, diagnostics, factors, predictive, serialization
 from natvi.importance import ImportanceDraws
 from natvi.model import Model, standard_factor
 from natvi.validation import as_rng, check_draws_memory, check_positive_int
@@ -205,7 +205,7 @@ class FitResult:
         z = self.sample(draws, seed)
         return z, self.model.log_joint(z), self.log_q(z)
 
-    def to_arviz(self, draws=1000, seed=0, psis=False):
+    def to_arviz(self, draws=1000, seed=0, psis=False, posterior_predictive=False):
         """Draws as ArviZ's own object: ``InferenceData`` (ArviZ 0.x) or ``DataTree`` (≥ 1.0).
 
         Groups: ``posterior`` (one chain), ``log_likelihood`` (when the model has it),
@@ -227,12 +227,24 @@ class FitResult:
             summaries and plots. Not for LOO: PSIS-LOO cannot fit a tail to repeated draws
             (ArviZ 0.x's ``loo`` gives NaN); use :meth:`to_arviz` without ``psis`` and
             :func:`natvi.diagnostics.loo_approximate_posterior`.
+        posterior_predictive : bool
+            Add the group ``posterior_predictive``: a replicated data set ``y`` per draw,
+            from the model's likelihood (for ArviZ's ``plot_ppc`` and ``loo_pit``), drawn
+            from the generator of ``seed`` after the posterior draws. The regressions of
+            :mod:`natvi.models` have it.
 
         Raises ValueError, before drawing, when the draws and the pointwise log-likelihood at
-        them would not fit in memory (see :func:`natvi.validation.check_draws_memory`).
+        them (and the replicated data) would not fit in memory (see
+        :func:`natvi.validation.check_draws_memory`).
         """
-        check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood")
-        z = self.sample(draws, seed)
+        extra = None
+        if posterior_predictive:
+            predictive.check_predictive(self.model, "posterior_predictive")
+            extra = ("replicated data", lambda s: predictive.replicate_memory(self.model, s))
+        check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood",
+                           extra=extra)
+        rng = as_rng(seed)
+        z = self.sample(draws, rng)
         log_p, log_q = self.model.log_joint(z), self.log_q(z)
         attrs = {"natvi_draws": "q", "natvi_description": f"{draws} independent draws from "
                  f"the variational posterior q ({self.family_reason or 'natvi fit'})"}
@@ -249,8 +261,40 @@ class FitResult:
                          f"{'' if weighted.reliable else ', unreliable'}): approximately "
                          f"draws of the posterior, for summaries and plots; not for LOO "
                          f"(draws repeat): to_arviz() without psis")}
+        replicated = predictive.replicate(self.model, z, rng) if posterior_predictive else None
         return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)}, log_p,
-                                     log_q, self.model.pointwise_log_likelihood(z), attrs)
+                                     log_q, self.model.pointwise_log_likelihood(z), attrs,
+                                     replicated)
+
+    def predict(self, X_new, draws=1000, seed=0, prob=0.94, exposure=None):
+        """Predictions at new rows: the linear predictor and the response, with intervals.
+
+        Parameters
+        ----------
+        X_new : array_like or pandas.DataFrame, shape (M, D)
+            New rows, checked as the training X was: a DataFrame needs the training columns
+            by name (a model from a formula builds them from the formula's variables, with
+            the fitted coding), anything else the training width.
+        draws : int
+            Posterior draws, each giving one replicated response per row.
+        seed : int, numpy.random.SeedSequence or numpy.random.Generator
+            Seed of the draws (posterior draws, then the replicated responses).
+        prob : float
+            Probability mass of the equal-tailed intervals, in (0, 1).
+        exposure : array_like, shape (M,), optional
+            Exposures of the new rows, for models with exposures (Poisson); ones if None.
+
+        Returns
+        -------
+        natvi.predictive.Prediction
+            ``linear_predictor`` and ``response`` (each ``mean``, ``lower``, ``upper`` per
+            row), the draws, ``to_dataframe()`` and ``to_arviz()`` (groups ``predictions``
+            and ``predictions_constant_data``).
+
+        Raises ValueError naming the argument for rows that do not match the training X,
+        and, before drawing, when the draws would not fit in memory.
+        """
+        return predictive.predict(self, X_new, draws, seed, prob, exposure)
 
     def save(self, path):
         """Write the result to ``path`` (``.npz`` with JSON metadata, no pickle).

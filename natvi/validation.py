@@ -200,7 +200,7 @@ SAMPLE_ARRAYS = 4
 DENSITY_VALUES = 16
 
 
-def check_draws_memory(model, draws, name="draws", log_density=None):
+def check_draws_memory(model, draws, name="draws", log_density=None, extra=None):
     """``draws`` as an int, or ValueError if that many draws from q (and the model's log
     density at them) would not fit in memory, before any is drawn.
 
@@ -220,6 +220,9 @@ def check_draws_memory(model, draws, name="draws", log_density=None):
     log_density : {None, "log_joint", "pointwise_log_likelihood"}
         The model's method evaluated at the draws, if any (``to_arviz`` evaluates both: it
         counts the pointwise log-likelihood, which it keeps and which takes the more memory).
+    extra : tuple of (str, callable), optional
+        What else the call keeps per draw, in words (e.g. ``"replicated data"``), and its
+        peak bytes as a function of the number of draws.
     """
     draws = check_positive_int(draws, name)
     values = sum(int(np.prod(latent.shape)) for latent in model.latents.values())
@@ -229,6 +232,9 @@ def check_draws_memory(model, draws, name="draws", log_density=None):
         pointwise = log_density == "pointwise_log_likelihood"
         n_bytes += 8 * draws * DENSITY_VALUES + model.log_density_memory(draws, pointwise)
         what += f" and {'the pointwise log-likelihood' if pointwise else 'log p(x, z)'} at each"
+    if extra is not None:
+        n_bytes += extra[1](draws)
+        what += f" and {extra[0]}"
     check_memory(n_bytes, name, what, "ask for fewer draws")
     return draws
 

@@ -484,3 +484,21 @@ def test_benchmark_quick(tmp_path):
     assert re.search(r"NGD peak memory: .* = \d+\.\d+× the bytes of X", out)
     assert (tmp_path / "benchmark.png").stat().st_size > 10_000
     assert (tmp_path / "benchmark.txt").read_text().count("natvi NGD") >= 2
+
+
+@pytest.mark.slow
+def test_predictions(tmp_path):
+    """plot_ppc's picture is written and the replicated malignant shares cover the observed
+    one; the average tumours are predicted with confidence and the halfway point with an
+    interval of P(malignant) around its mean; the formula fit converges, its categorical
+    levels named as ArviZ coordinates."""
+    out = _run("predictions.py", "--out-dir", str(tmp_path), cwd=tmp_path)
+    assert (tmp_path / "ppc.png").stat().st_size > 10_000
+    observed, _, _, low, high = _floats(_line(out, "malignant share"))
+    assert low <= observed <= high
+    benign, malignant, halfway = (_floats(_line(out, name)) for name in
+                                  ("average benign", "average malignant", "halfway"))
+    assert benign[3] < 0.01 and malignant[3] > 0.99  # mean of the response under q
+    assert halfway[6] < halfway[3] < halfway[7]  # inside σ of η's interval
+    assert re.search(r"PPERSAUT:MKOOPKLA: 12 coefficients \+ intercept, converged", out)
+    assert "coef[C(MOSHOOFD)[T.10]]" in out
