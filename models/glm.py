@@ -35,6 +35,10 @@ _LOG_2PI = np.log(2 * np.pi)
 #: beyond it 1,000,000 × 100 takes 10 s (4.4 s) and 5,000 × 1,000 26 s (0.75 s).
 FULL_RANK_BUDGET = 2e9
 FULL_RANK_MAX_DIM = 301
+#: the largest condition number of the starting precision ``family="auto"`` fits a full-rank
+#: Gaussian at: beyond it the covariance keeps fewer than four correct digits in float64,
+#: and whether its Cholesky factor exists depends on the machine's rounding
+FULL_RANK_MAX_CONDITION = 1e12
 
 
 class GeneralizedLinearModel(FromFormula, Model):
@@ -208,7 +212,8 @@ class GeneralizedLinearModel(FromFormula, Model):
     def auto_family(self):
         """A full-rank Gaussian over the intercept and coefficients when an evaluation's
         N·k² stays within :data:`FULL_RANK_BUDGET`, k ≤ :data:`FULL_RANK_MAX_DIM` and the
-        starting precision is invertible in float64; mean-field Gaussians otherwise."""
+        starting precision's condition number is at most :data:`FULL_RANK_MAX_CONDITION`;
+        mean-field Gaussians otherwise."""
         names = tuple(n for n in ("intercept", "coef") if n in self.latents)
         n, k = self.X.shape[0], self.X.shape[1] + ("intercept" in names)
         what = f"the intercept and the {k - 1} coefficients" if "intercept" in names else (
@@ -223,7 +228,10 @@ class GeneralizedLinearModel(FromFormula, Model):
         cov, condition = self._full_rank_cov(*self._start_precision(key, full=True))
         try:
             FullRankGaussian(loc=np.zeros(k), cov=cov)
+            conditioned = condition <= FULL_RANK_MAX_CONDITION
         except ValueError:
+            conditioned = False
+        if not conditioned:
             return MeanFieldGaussian, (
                 f"mean-field Gaussians: the design is too ill-conditioned for a full-rank "
                 f"Gaussian over {what} (condition number of the starting precision "
