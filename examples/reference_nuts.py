@@ -262,6 +262,13 @@ def main(argv=None):
         models[name] = entry
         summaries = {k: v for k, v in summaries.items() if not k.startswith(f"{name}/")}
         summaries.update(rows)
+        out = write(args, models, summaries)  # after each model, so a stop loses only one
+    print_table(out["models"])
+    print(f"wrote {args.out}")
+
+
+def write(args, models, summaries):
+    """Write the JSON file of ``models`` and ``summaries``; returns its content."""
     out = {"about": "NUTS reference posteriors of examples/reference_models.py, written by "
                     "examples/reference_nuts.py; summaries keyed model/latent[index], on the "
                     "constrained scale",
@@ -270,12 +277,10 @@ def main(argv=None):
                         "max_r_hat": MAX_R_HAT},
            "versions": versions(),
            "models": {m: models[m] for m in rm.MODELS if m in models},
-           "summaries": {k: summaries[k] for k in sorted(summaries,
-                                                         key=lambda k: _order(k))}}
+           "summaries": {k: summaries[k] for k in sorted(summaries, key=_order)}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print_table(out["models"])
-    print(f"wrote {args.out}")
+    return out
 
 
 def _order(key):
