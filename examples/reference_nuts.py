@@ -277,10 +277,17 @@ def write(args, models, summaries):
                         "max_r_hat": MAX_R_HAT},
            "versions": versions(),
            "models": {m: models[m] for m in rm.MODELS if m in models},
-           "summaries": {k: summaries[k] for k in sorted(summaries, key=_order)}}
+           "summaries": {k: _rounded(summaries[k]) for k in sorted(summaries, key=_order)}}
+    head = json.dumps({k: v for k, v in out.items() if k != "summaries"}, indent=1)
+    rows = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in out["summaries"].items())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    args.out.write_text(f'{head[:-2]},\n "summaries": {{\n{rows}\n }}\n}}\n')  # a line a row
     return out
+
+
+def _rounded(row):
+    """A summary row with 6 significant digits, far below its Monte Carlo error."""
+    return {k: float(f"{v:.6g}") for k, v in row.items()}
 
 
 def _order(key):
