@@ -59,7 +59,14 @@ def default_natural_gradient(engine, families):
     iterations to 0.01 nats without, 12 with). With other families (conjugate ones, whose
     step of 1 is their exact coordinate update, and transformed Gaussians such as
     LogNormal, whose ELBO has long curved valleys where Anderson's extrapolation crawls):
-    a line search from ρ = 1 with Fisher-conjugate directions. On a stochastic ELBO: a
+    a line search from ρ = 1 with Fisher-conjugate directions. On fixed draws
+    (:class:`natvi.engines.FixedDraws`), whose Monte Carlo curvature makes a full-rank
+    step far from Newton's: Anderson, for every family there. It was faster than the line
+    search on 9 of the 10 reference models of examples/reference_models.py with mean-field
+    Gaussian, LogNormal and LogitNormal factors (e.g. 1.0 s against 2.3, 9.7 against 26.4;
+    on the 26 collinear predictors 592 iterations against more than 1000) and as fast on
+    the tenth, and with one full-rank Gaussian over eight schools took 31 iterations
+    against 72 (non-centered) and 43 against 213 (centered). On a stochastic ELBO: a
     constant step of 0.1, which measured best of constant 0.05 and 0.1 and Robbins–Monro
     schedules 0.5 (t + 1)^−0.7 and 0.1 (t + 10)^−0.55 on eight schools (centered and not)
     and on normal and Student-t models of Newcomb's data: the decaying schedules stalled
@@ -68,7 +75,8 @@ def default_natural_gradient(engine, families):
     """
     if not engine.deterministic:
         return natural_gradient(0.1)
-    if all(f is MeanFieldGaussian for f in families.values()):
+    if all(f is MeanFieldGaussian for f in families.values()) or (
+            engine.transforms and all(f.reparameterizable for f in families.values())):
         return anderson()
     return natural_gradient(1.0, conjugate=not any(f.joint for f in families.values()))
 

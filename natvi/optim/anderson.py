@@ -51,6 +51,7 @@ from natvi.optim.base import (
     tree_map,
     tree_vdot,
     tree_zeros_like,
+    trust_step,
 )
 from natvi.validation import check_positive_int, check_positive_scalar
 
@@ -159,7 +160,8 @@ def anderson(memory=30, mixing=0.8, *, learning_rate=1.0, fallback=0.4, regulari
                 # loop reports convergence, or a dead end if the gradient is not small
                 return True if value > here.value else (None if value == here.value else False)
 
-            rho, plain_rejected = halve(ascends, lr if state.count == 0 else fallback,
+            first = lr if state.count == 0 else fallback
+            rho, plain_rejected = halve(ascends, trust_step(first, tree_vdot(f, g)),
                                         max_halvings)
             step, rejected = tree_map(lambda d: rho * d, f), rejected + plain_rejected
         return step, AndersonState(

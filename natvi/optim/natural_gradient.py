@@ -27,6 +27,7 @@ from natvi.optim.base import (
     tree_map,
     tree_vdot,
     tree_zeros_like,
+    trust_step,
 )
 from natvi.validation import (
     check_choice,
@@ -145,6 +146,7 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
             alpha0 = min(float(state.step_size * state.slope / slope),
                          2.0 * max(float(state.step_size), lr))
         value0 = objective(params).value
+        alpha0 = trust_step(alpha0, slope)
         alpha, n_bad = _wolfe_search(
             lambda a: objective(tree_map(lambda p, d: p + a * d, params, direction)),
             direction, value0, slope, alpha0, max_evaluations)
