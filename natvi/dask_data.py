@@ -9,14 +9,88 @@ Chunking: X must be chunked by rows. A chunking with several column chunks is re
 to one column chunk (keeping the row chunks), with a UserWarning saying so; y, exposures
 and weights are rechunked to X's row chunks. Unknown chunk sizes (a dask DataFrame's
 partitions) are computed (``to_dask_array(lengths=True)``, one pass over its index).
+
+Data on disk are read chunk by chunk as each evaluation passes over them
+(:func:`read_npy` memory-maps a ``.npy`` file; ``dask.array.from_zarr`` and
+``dask.dataframe.read_parquet`` work as they are), so the memory a fit holds does not
+grow with N.
 """
 
 import functools
+import os
 import warnings
 
 import numpy as np
 
 from natvi.validation import listed, too_large
+
+#: bytes of a row chunk of :func:`read_npy`, at most: a few dozen tasks per pass over 1e7 ×
+#: 20 float32, each small beside the file
+NPY_CHUNK_BYTES = 2**26
+
+
+def read_npy(path, chunk_rows=None):
+    """A ``.npy`` file as a row-chunked dask array, memory-mapped: each evaluation reads
+    its chunks from disk (the page cache keeps them while memory allows), and a fit's own
+    memory does not grow with the file.
+
+    Parameters
+    ----------
+    path : str or path
+        A 1-D or 2-D ``.npy`` file (``numpy.save``, or ``numpy.lib.format.open_memmap``
+        to write one larger than memory chunk by chunk).
+    chunk_rows : int, optional
+        Rows per chunk; by default as many as fit in :data:`NPY_CHUNK_BYTES`.
+    """
+    import dask.array as da
+
+    data = NpyFile(path)
+    if data.ndim not in (1, 2):
+        raise ValueError(f"path: expected a 1-D or 2-D array in {path!r}, got {data.ndim}-D")
+    if chunk_rows is None:
+        row_bytes = data.dtype.itemsize * (data.shape[1] if data.ndim == 2 else 1)
+        chunk_rows = max(1, NPY_CHUNK_BYTES // max(row_bytes, 1))
+    elif isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows: expected a positive integer, got {chunk_rows!r}")
+    chunks = (chunk_rows,) if data.ndim == 1 else (chunk_rows, -1)
+    return da.from_array(data, chunks=chunks, name=f"natvi-npy-{os.fspath(path)}",
+                         meta=np.empty((0,) * data.ndim, data.dtype))
+
+
+class NpyFile:
+    """A ``.npy`` file, memory-mapped on first use, as the array-like ``dask.array.from_array``
+    slices: it has no ``copy`` (``from_array`` copies arrays that have one, which reads a
+    whole memory-mapped file into memory), and it pickles as its path, so a worker on the
+    same file system maps the file itself.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.npy`` file.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._data = None
+        data = self.data
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+
+    @property
+    def data(self):
+        """The memory-mapped array."""
+        if self._data is None:
+            try:
+                self._data = np.load(self.path, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"path: cannot read {self.path!r} as a .npy file "
+                                 f"({exc})") from None
+        return self._data
+
+    def __getitem__(self, index):
+        return self.data[index]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_data": None}
 
 
 def is_dask(*values):
@@ -30,7 +104,9 @@ def _dask_array(x, name):
     import dask.array as da
 
     if hasattr(x, "to_dask_array"):  # dask DataFrame or Series
-        return x.to_dask_array(lengths=True)
+        # optimized first: dask-expr may merge small partitions when it computes their
+        # lengths, and then finds that they do not match the unoptimized partitions
+        return x.optimize().to_dask_array(lengths=True)
     if isinstance(x, da.Array):
         if any(np.isnan(c) for chunks in x.chunks for c in chunks):
             raise ValueError(f"{name}: the dask array's chunk sizes are unknown; call "
@@ -89,11 +165,20 @@ def vector(v, X, name):
     return v.astype(float).rechunk((X.chunks[0],))
 
 
+#: rows of a chunk checked at a time: temporaries of this many rows, whatever the chunk's size
+CHECK_ROWS = 8192
+
+
 def _column_stats(x):
     """Per column of a chunk: sum of squares (float64), and counts of NaN and of ±inf."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        squares = np.einsum("ij,ij->j", x, x, dtype=float)
-    return np.stack([squares, np.isnan(x).sum(axis=0), np.isinf(x).sum(axis=0)])
+    out = np.zeros((3, x.shape[1]))
+    for start in range(0, x.shape[0], CHECK_ROWS):
+        piece = np.asarray(x[start:start + CHECK_ROWS])
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[0] += np.einsum("ij,ij->j", piece, piece, dtype=float)
+        out[1] += np.isnan(piece).sum(axis=0)
+        out[2] += np.isinf(piece).sum(axis=0)
+    return out
 
 
 def _checked_count(block, check):
