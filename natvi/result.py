@@ -3,6 +3,7 @@
 
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -226,10 +227,22 @@ class FitResult:
             (ArviZ 0.x's ``loo`` gives NaN); use :meth:`to_arviz` without ``psis`` and
             :func:`natvi.diagnostics.loo_approximate_posterior`.
 
-        Raises ValueError, before drawing, when the draws and the pointwise log-likelihood at
-        them would not fit in memory (see :func:`natvi.validation.check_draws_memory`).
+        Memory: never more than :func:`natvi.validation.memory_limit` (half the memory
+        free, or ``NATVI_MAX_BYTES``). When the pointwise log-likelihood (draws × N values)
+        would exceed it, the ``log_likelihood`` group is left out with a UserWarning saying
+        so, and the posterior group's ``natvi_log_likelihood`` attribute says why: PSIS-LOO
+        at that size is :func:`natvi.loo_subsample`. Raises ValueError, before drawing,
+        when the draws and log p(x, z) at them would not fit.
         """
-        check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood")
+        try:
+            check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood")
+            left_out = None
+        except ValueError as exc:  # the draws themselves must still fit (else this raises)
+            check_draws_memory(self.model, draws, log_density="log_joint")
+            left_out = (f"left out: {exc}. For PSIS-LOO at this size use "
+                        f"natvi.loo_subsample(result, observations=...)")
+            warnings.warn(f"to_arviz: the log_likelihood group is {left_out}", UserWarning,
+                          stacklevel=2)
         z = self.sample(draws, seed)
         log_p, log_q = self.model.log_joint(z), self.log_q(z)
         attrs = {"natvi_draws": "q", "natvi_description": f"{draws} independent draws from "
@@ -247,8 +260,11 @@ class FitResult:
                          f"{'' if weighted.reliable else ', unreliable'}): approximately "
                          f"draws of the posterior, for summaries and plots; not for LOO "
                          f"(draws repeat): to_arviz() without psis")}
+        if left_out:
+            attrs["natvi_log_likelihood"] = left_out
+        pointwise = None if left_out else self.model.pointwise_log_likelihood(z)
         return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)}, log_p,
-                                     log_q, self.model.pointwise_log_likelihood(z), attrs)
+                                     log_q, pointwise, attrs)
 
     def save(self, path):
         """Write the result to ``path`` (``.npz`` with JSON metadata, no pickle).
