@@ -83,8 +83,10 @@ class Design:
         size = self._rows_per(CHUNK_BYTES)
         for start in range(block.start, block.stop, size):
             rows = slice(start, min(start + size, block.stop))
-            yield slice(rows.start - block.start, rows.stop - block.start), np.asarray(
-                self.X[rows], dtype=float)
+            xc = np.asarray(self.X[rows], dtype=float)
+            if not xc.flags.aligned:  # e.g. unpickled on a Dask worker: BLAS would crawl
+                xc = xc.copy()
+            yield slice(rows.start - block.start, rows.stop - block.start), xc
 
     def _columns(self, key, xc):
         """A factor's design on one chunk: its latents' columns side by side (a column of
