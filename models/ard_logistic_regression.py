@@ -67,7 +67,7 @@ class ARDLogisticRegression(GeneralizedLinearModel):
         return binary_labels(y, n)
 
     def _start(self):
-        return 0.0, np.full(len(self.y), 0.25)
+        return 0.0, np.full_like(self.y, 0.25)
 
     def _check_family(self, key, family):
         if key == "precision":

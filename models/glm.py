@@ -8,6 +8,8 @@ are in :mod:`natvi.validation`).
 
 import numpy as np
 
+from natvi import dask_data
+from natvi.engines.dask_glm import DaskDesign, DaskGLMQuadrature
 from natvi.engines.glm import CURVATURES, Design, GLMQuadrature, gaussian_prior
 from natvi.families import FullRankGaussian, MeanFieldGaussian
 from natvi.formula import FromFormula
@@ -70,18 +72,30 @@ class GeneralizedLinearModel(FromFormula, Model):
 
     def __init__(self, X, y, prior_scale, intercept_scale, fit_intercept, n_points,
                  exposure=None, curvature="hessian", damping=0.0):
-        self.X, self.feature_names = design_matrix(X)
+        on_dask = dask_data.is_dask(X, y, exposure)
+        if on_dask:  # lazy, checked chunk by chunk in one pass (natvi.dask_data)
+            self.X, self.feature_names, self.y, self.exposure, _ = dask_data.glm_data(
+                X, y, dask_data.response_check(type(self)), exposure)
+        else:
+            self.X, self.feature_names = design_matrix(X)
+            self.y = self._response(y, self.X.shape[0])
         n, d = self.X.shape
-        self.y = self._response(y, n)
         self.prior_scale = check_positive_scalar(prior_scale, "prior_scale")
         self.intercept_scale = check_positive_scalar(intercept_scale, "intercept_scale")
         self.fit_intercept = check_flag(fit_intercept, "fit_intercept")
         self.n_points = None if n_points is None else check_positive_int(n_points, "n_points")
         self.curvature = check_choice(curvature, "curvature", CURVATURES)
         self.damping = check_nonnegative_scalar(damping, "damping")
-        self.exposure = exposures(exposure, n)
-        self.offset = np.log(self.exposure)
-        self.design = Design(self.X, "coef", "intercept" if self.fit_intercept else None)
+        intercept = "intercept" if self.fit_intercept else None
+        if on_dask:
+            self.offset = None if self.exposure is None else np.log(self.exposure)
+            if self.exposure is None:
+                self.exposure = np.ones_like(self.y)  # lazy, a dask array
+            self.design = DaskDesign(self.X, "coef", intercept)
+        else:
+            self.exposure = exposures(exposure, n)
+            self.offset = np.log(self.exposure)
+            self.design = Design(self.X, "coef", intercept)
         self.latents = {"coef": Latent((d,), "real")}
         self.prior_scales = {"coef": np.full(d, self.prior_scale)}
         if self.fit_intercept:
@@ -89,9 +103,11 @@ class GeneralizedLinearModel(FromFormula, Model):
             self.prior_scales["intercept"] = np.asarray(self.intercept_scale)
         # labels and counts as integers, as their replicates are: ArviZ bins both alike
         self.observed_data = {"y": self.y.astype(np.int64)}
-        self.coords = {"feature": self.feature_names, "obs": np.arange(n)}
+        # a range, not an array of N indices, for data that may not fit in memory
+        self.coords = {"feature": self.feature_names, "obs": range(n) if on_dask else np.arange(n)}
         self.dims = {"coef": ["feature"], "y": ["obs"]}
-        self.engine = GLMQuadrature(self.design, self.likelihood, self.y, self.offset,
+        engine = DaskGLMQuadrature if on_dask else GLMQuadrature
+        self.engine = engine(self.design, self.likelihood, self.y, self.offset,
                                     self._expected_log_prior, self.n_points, self.curvature,
                                     self.damping, self._check_factors)
 
@@ -112,9 +128,20 @@ class GeneralizedLinearModel(FromFormula, Model):
     #: rows of X per block of the log densities at draws: S × this many values at a time
     DRAW_ROWS = 4096
 
-    def _linear_predictor(self, draws, rows=slice(None)):
-        """ηᵢ at each draw for the ``rows`` of X, shape (S, rows)."""
-        return linear_predictor(draws, self.X[rows], self.offset[rows])
+    def _data_rows(self, rows):
+        """X, y and the offsets of ``rows`` as ndarrays (one compute for dask data)."""
+        data = (self.X[rows], self.y[rows], 0.0 if self.offset is None else self.offset[rows])
+        if dask_data.is_dask(self.X):
+            import dask
+
+            data = dask.compute(*data)
+        return tuple(np.asarray(a, dtype=float) for a in data)
+
+    def _linear_predictor(self, draws, rows=slice(None), data=None):
+        """ηᵢ at each draw for the ``rows`` of X, shape (S, rows) (``data``: their
+        :meth:`_data_rows`, if read already)."""
+        x, _, offset = self._data_rows(rows) if data is None else data
+        return linear_predictor(draws, x, offset)
 
     def _row_blocks(self):
         n = self.X.shape[0]
@@ -125,8 +152,9 @@ class GeneralizedLinearModel(FromFormula, Model):
         n_draws = len(np.asarray(draws["coef"]))
         out = np.empty((n_draws, self.X.shape[0]))
         for rows in self._row_blocks():
-            out[:, rows] = self.likelihood.log_prob(self.y[rows],
-                                                    self._linear_predictor(draws, rows))
+            data = self._data_rows(rows)
+            out[:, rows] = self.likelihood.log_prob(data[1],
+                                                    self._linear_predictor(draws, rows, data))
         return {"y": out}
 
     def _log_likelihood(self, draws):
@@ -134,8 +162,9 @@ class GeneralizedLinearModel(FromFormula, Model):
         time, never S × N."""
         total = np.zeros(len(np.asarray(draws["coef"])))
         for rows in self._row_blocks():
-            total += self.likelihood.log_prob(self.y[rows],
-                                              self._linear_predictor(draws, rows)).sum(axis=1)
+            data = self._data_rows(rows)
+            total += self.likelihood.log_prob(data[1], self._linear_predictor(
+                draws, rows, data)).sum(axis=1)
         return total
 
     def log_joint(self, draws):

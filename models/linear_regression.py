@@ -3,7 +3,7 @@
 import autograd.numpy as anp
 import numpy as np
 
-from natvi import factors
+from natvi import dask_data, factors
 from natvi.engines import ClosedForm
 from natvi.families import FullRankGaussian, Gamma, MeanFieldGaussian
 from natvi.formula import FromFormula
@@ -50,16 +50,22 @@ class LinearRegression(FromFormula, Model):
 
     def __init__(self, X, y, prior_scale=1.0, intercept_scale=10.0, noise_scale=None,
                  noise_shape=1.0, noise_rate=1.0, fit_intercept=True):
-        self.X, self.feature_names = design_matrix(X)
+        fit_intercept = check_flag(fit_intercept, "fit_intercept")
+        gram = None
+        if dask_data.is_dask(X, y):  # lazy; checked, and XᵀX, Xᵀy, yᵀy formed, in one pass
+            self.X, self.feature_names, self.y, _, gram = dask_data.glm_data(
+                X, y, response, gram_intercept=fit_intercept)
+        else:
+            self.X, self.feature_names = design_matrix(X)
+            self.y = response(y, self.X.shape[0])
         n, d = self.X.shape
-        self.y = response(y, n)
         self.prior_scale = check_positive_scalar(prior_scale, "prior_scale")
         self.intercept_scale = check_positive_scalar(intercept_scale, "intercept_scale")
         self.noise_scale = None if noise_scale is None else check_positive_scalar(
             noise_scale, "noise_scale")
         self.noise_shape = check_positive_scalar(noise_shape, "noise_shape")
         self.noise_rate = check_positive_scalar(noise_rate, "noise_rate")
-        self.fit_intercept = check_flag(fit_intercept, "fit_intercept")
+        self.fit_intercept = fit_intercept
 
         self.latents = {"coef": Latent((d,), "real")}
         scales = [np.full(d, self.prior_scale)]
@@ -69,12 +75,15 @@ class LinearRegression(FromFormula, Model):
         if self.noise_scale is None:
             self.latents["noise_precision"] = Latent((), "positive")
         self._prior_var = np.concatenate(scales) ** 2  # in the column order of the design
-        design = np.hstack([np.ones((n, 1)), self.X]) if self.fit_intercept else self.X
-        self._gram, self._xty, self._yty = design.T @ design, design.T @ self.y, self.y @ self.y
+        if gram is None:
+            design = np.hstack([np.ones((n, 1)), self.X]) if self.fit_intercept else self.X
+            gram = design.T @ design, design.T @ self.y, self.y @ self.y
+        self._gram, self._xty, self._yty = gram
         self._columns = {"intercept": [0]} if self.fit_intercept else {}
         self._columns["coef"] = list(range(int(self.fit_intercept), d + int(self.fit_intercept)))
         self.observed_data = {"y": self.y}
-        self.coords = {"feature": self.feature_names, "obs": np.arange(n)}
+        self.coords = {"feature": self.feature_names,
+                       "obs": range(n) if dask_data.is_dask(self.X) else np.arange(n)}
         self.dims = {"coef": ["feature"], "y": ["obs"]}
         self.engine = ClosedForm(self._closed_form, self._check_factors, pass_families=True)
 

@@ -54,7 +54,7 @@ class LogisticRegression(GeneralizedLinearModel):
         return binary_labels(y, n)
 
     def _start(self):
-        return 0.0, np.full(len(self.y), 0.25)  # σ′(0) = 1/4
+        return 0.0, np.full_like(self.y, 0.25)  # σ′(0) = 1/4
 
     def draw_response(self, rng, eta, draws):
         return (rng.random(np.shape(eta)) < special.expit(eta)).astype(np.int64)

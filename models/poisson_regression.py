@@ -56,7 +56,7 @@ class PoissonRegression(GeneralizedLinearModel):
         # Poisson curvature e^η there: the expected count of each row.
         if not self.fit_intercept:
             return 0.0, self.exposure
-        rate = max(self.y.sum(), 0.5) / self.exposure.sum()
+        rate = max(float(self.y.sum()), 0.5) / float(self.exposure.sum())
         return np.log(rate), self.exposure * rate
 
     #: numpy's Poisson sampler refuses larger rates

@@ -51,7 +51,7 @@ class ProbitRegression(GeneralizedLinearModel):
 
     def _start(self):
         # −∂²/∂η² log Φ(±η) at η = 0 is φ(0)²/Φ(0)² = 2/π for either label.
-        return 0.0, np.full(len(self.y), 2 / np.pi)
+        return 0.0, np.full_like(self.y, 2 / np.pi)
 
     def draw_response(self, rng, eta, draws):
         return (rng.random(np.shape(eta)) < special.ndtr(eta)).astype(np.int64)

@@ -15,6 +15,7 @@ from natvi.families import (
 )
 from natvi.fit import VI, DivergenceError, fit
 from natvi.fit_state import FitState
+from natvi.loo import loo_subsample
 from natvi.model import Latent, Model
 from natvi.result import FitResult, load
 
@@ -23,4 +24,4 @@ __version__ = "0.1.0"
 __all__ = ["VI", "Bernoulli", "Beta", "Categorical", "Dirichlet", "DivergenceError",
            "FitResult", "FitState", "FullRankGaussian", "Gamma", "Latent", "LogNormal",
            "LogitNormal", "MeanFieldGaussian", "Model", "elbo", "engines", "families", "fit",
-           "load", "log_densities", "optim", "plot"]
+           "load", "log_densities", "loo_subsample", "optim", "plot"]

@@ -3,6 +3,7 @@
 
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -233,16 +234,29 @@ class FitResult:
             from the generator of ``seed`` after the posterior draws. The regressions of
             :mod:`natvi.models` have it.
 
-        Raises ValueError, before drawing, when the draws and the pointwise log-likelihood at
-        them (and the replicated data) would not fit in memory (see
-        :func:`natvi.validation.check_draws_memory`).
+        Raises ValueError, before drawing, when the draws and log p(x, z) at them (and the
+        replicated data) would not fit in memory (see
+        :func:`natvi.validation.check_draws_memory`). Memory: never more than
+        :func:`natvi.validation.memory_limit` (half the memory free, or
+        ``NATVI_MAX_BYTES``). When the pointwise log-likelihood (draws × N values) would
+        exceed it, the ``log_likelihood`` group is left out with a UserWarning saying so,
+        and the posterior group's ``natvi_log_likelihood`` attribute says why: PSIS-LOO at
+        that size is :func:`natvi.loo_subsample`.
         """
         extra = None
         if posterior_predictive:
             predictive.check_predictive(self.model, "posterior_predictive")
             extra = ("replicated data", lambda s: predictive.replicate_memory(self.model, s))
-        check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood",
-                           extra=extra)
+        try:
+            check_draws_memory(self.model, draws, log_density="pointwise_log_likelihood",
+                               extra=extra)
+            left_out = None
+        except ValueError as exc:  # the draws themselves must still fit (else this raises)
+            check_draws_memory(self.model, draws, log_density="log_joint", extra=extra)
+            left_out = (f"left out: {exc}. For PSIS-LOO at this size use "
+                        f"natvi.loo_subsample(result, observations=...)")
+            warnings.warn(f"to_arviz: the log_likelihood group is {left_out}", UserWarning,
+                          stacklevel=2)
         rng = as_rng(seed)
         z = self.sample(draws, rng)
         log_p, log_q = self.model.log_joint(z), self.log_q(z)
@@ -261,10 +275,12 @@ class FitResult:
                          f"{'' if weighted.reliable else ', unreliable'}): approximately "
                          f"draws of the posterior, for summaries and plots; not for LOO "
                          f"(draws repeat): to_arviz() without psis")}
+        if left_out:
+            attrs["natvi_log_likelihood"] = left_out
+        pointwise = None if left_out else self.model.pointwise_log_likelihood(z)
         replicated = predictive.replicate(self.model, z, rng) if posterior_predictive else None
         return arviz_bridge.to_arviz(self.model, {**z, **self.model.deterministics(z)}, log_p,
-                                     log_q, self.model.pointwise_log_likelihood(z), attrs,
-                                     replicated)
+                                     log_q, pointwise, attrs, replicated)
 
     def predict(self, X_new, draws=1000, seed=0, prob=0.94, exposure=None):
         """Predictions at new rows: the linear predictor and the response, with intervals.

@@ -7,14 +7,19 @@ protocol every engine follows).
   through linear predictors; exact to 1e-14 nats per observation.
 - :class:`FixedDraws`: any log joint written with ``autograd.numpy``, over base draws fixed
   for a fit (deterministic ADVI); the default of custom models.
+- :class:`DaskGLMQuadrature`: the GLM engine over row-chunked ``dask.array`` data (in
+  memory, on disk or on a cluster): one ``dask.compute`` of per-chunk partial sums per
+  evaluation.
 - :class:`MonteCarlo`: any log joint written with ``autograd.numpy``; fresh draws at every
   evaluation, pathwise or score-function gradients.
 """
 
 from natvi.engines.base import ELBO, Engine
 from natvi.engines.closed_form import ClosedForm
+from natvi.engines.dask_glm import DaskGLMQuadrature
 from natvi.engines.fixed_draws import FixedDraws
 from natvi.engines.glm import GLMQuadrature
 from natvi.engines.monte_carlo import MonteCarlo
 
-__all__ = ["ELBO", "ClosedForm", "Engine", "FixedDraws", "GLMQuadrature", "MonteCarlo"]
+__all__ = ["ELBO", "ClosedForm", "DaskGLMQuadrature", "Engine", "FixedDraws", "GLMQuadrature",
+           "MonteCarlo"]

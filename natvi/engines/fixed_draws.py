@@ -20,9 +20,9 @@ import numbers
 
 import numpy as np
 
+from natvi import factors
 from natvi.engines import monte_carlo
 from natvi.engines.monte_carlo import MonteCarlo
-from natvi import factors
 from natvi.factors import latent_names
 
 #: base draws per fit by default

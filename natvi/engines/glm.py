@@ -83,8 +83,10 @@ class Design:
         size = self._rows_per(CHUNK_BYTES)
         for start in range(block.start, block.stop, size):
             rows = slice(start, min(start + size, block.stop))
-            yield slice(rows.start - block.start, rows.stop - block.start), np.asarray(
-                self.X[rows], dtype=float)
+            xc = np.asarray(self.X[rows], dtype=float)
+            if not xc.flags.aligned:  # e.g. unpickled on a Dask worker: BLAS would crawl
+                xc = xc.copy()
+            yield slice(rows.start - block.start, rows.stop - block.start), xc
 
     def _columns(self, key, xc):
         """A factor's design on one chunk: its latents' columns side by side (a column of
@@ -133,6 +135,15 @@ class Design:
             ηᵢ ~ N(locᵢ, varᵢ) of those rows.
         """
         parts = self.factors_of(posterior)
+        value, g_mean, g_cov = self.integrate_moments(parts, expectation)
+        return value, {key: q.grad_mean_from_moments(np.asarray(g_mean[key]),
+                                                       np.asarray(g_cov[key]))
+                       for key, q in parts.items()}
+
+    def integrate_moments(self, parts, expectation):
+        """Σᵢ E_q[log p(yᵢ | ηᵢ)] and its gradients in each factor's mean and covariance
+        ({key: array}, {key: array}), before the families' chain rule: sums over rows, so
+        that partial sums over row blocks add up (:mod:`natvi.engines.dask_glm`)."""
         value = 0.0
         g_mean = {key: 0.0 for key in parts}
         g_cov = {key: 0.0 for key in parts}
@@ -141,9 +152,7 @@ class Design:
             v, g_loc, g_var = expectation(block, loc, var)
             value += v
             self._pull_back(parts, block, g_loc, g_var, g_mean, g_cov)
-        return value, {key: q.grad_mean_from_moments(np.asarray(g_mean[key]),
-                                                       np.asarray(g_cov[key]))
-                       for key, q in parts.items()}
+        return value, g_mean, g_cov
 
     def weighted_gram(self, key, weights, full):
         """Dᵀ diag(w) D for a factor's design D, shape (d, d); only its diagonal, the
@@ -243,10 +252,14 @@ class GLMQuadrature(Engine):
         return predictor_expectation(self.likelihood, self.y[rows], loc + self.offset[rows], var,
                                      self.n_points, self.curvature)
 
+    def data_term(self, posterior):
+        """Σᵢ E_q[log p(yᵢ | ηᵢ)] and its gradients {factor key: ∇_μ}."""
+        return self.design.integrate(posterior, self._rows)
+
     def expected_log_joint(self, posterior, rng=None):
         if self.check is not None:
             self.check(posterior)
-        value, grads = self.design.integrate(posterior, self._rows)
+        value, grads = self.data_term(posterior)
         if self.damping:
             grads = {key: g + posterior[key].second_moment_grad(-0.5 * self.damping)
                      for key, g in grads.items()}
