@@ -230,6 +230,7 @@ def print_table(results):
 
 def plot(results, path):
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -247,6 +248,7 @@ def plot(results, path):
             ax.scatter([r["seconds"] for r in recs], err, s=12, alpha=0.7,
                        color=colors[method], label=method)
         ax.set(xscale="log", yscale="log", title=name, xlabel="seconds")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labels overlapped
         ax.axhline(1.0, color="grey", lw=0.5)
         ax.axhline(0.1, color="grey", lw=0.5, ls=":")
     for ax in axes.flat[len(names):]:
