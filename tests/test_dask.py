@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from dask.callbacks import Callback
 from distributed import Client, LocalCluster
+from helpers import same_fit as _same_fit
 
 import natvi
 from natvi.models import (
@@ -54,15 +55,6 @@ def _data(n=6000, d=6, seed=0, dtype=float):
     X = rng.normal(size=(n, d)).astype(dtype)
     eta = 0.3 + X @ np.linspace(-1, 1, d)
     return X, rng, eta
-
-
-def _same_fit(r0, r1, elbo_rtol=1e-10, rtol=1e-8):
-    assert abs(r1.elbo - r0.elbo) <= elbo_rtol * abs(r0.elbo)
-    assert r1.n_iter == r0.n_iter
-    for key, q in r0.posterior.items():
-        np.testing.assert_allclose(r1.posterior[key].mean(), q.mean(), rtol=rtol, atol=1e-12)
-        np.testing.assert_allclose(np.sqrt(r1.posterior[key].var()), np.sqrt(q.var()),
-                                   rtol=rtol, atol=1e-12)
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "sync"])
