@@ -103,13 +103,13 @@ def rewrite(kind, source, path, meta_edit=None, arrays_edit=None):
     serialization.write(path, kind, meta, arrays)
 
 
-def same_fit(r0, r1, elbo_rtol=1e-10, rtol=1e-8, same_iterations=True):
+def same_fit(r0, r1, elbo_rtol=1e-10, rtol=1e-8):
     """The same fit, up to where summation order can move a converged optimum: a gain of
     1e-13 nats (the stopping rule) leaves each mean up to √(2e-13) ≈ 4.5e-7 sds from the
     stationary point, so means agree to 1e-6 sds and sds to 1e-6 relative (and to ``rtol``
-    where that is looser)."""
+    where that is looser). The iterations may differ by one or two: where the last steps
+    gain less than the ELBO's rounding, the summation order decides when the fit stops."""
     assert abs(r1.elbo - r0.elbo) <= elbo_rtol * abs(r0.elbo)
-    assert r1.n_iter == r0.n_iter or not same_iterations
     for key, q in r0.posterior.items():
         np.testing.assert_allclose(r1.posterior[key].mean(), q.mean(), rtol=rtol,
                                    atol=1e-6 * np.sqrt(np.min(q.var())))

@@ -41,7 +41,7 @@ def test_npy_files_are_memory_mapped_and_fit_as_from_memory(tmp_path, reference)
                   if type(v).__name__ == "NpyFile")
     assert len(pickle.dumps(source)) < 500
     same_fit(r0, natvi.fit(LogisticRegression(Xd, read_npy(tmp_path / "y.npy")), seed=0,
-                           progress=False), same_iterations=False)
+                           progress=False))
 
 
 def test_read_npy_names_what_is_wrong(tmp_path):
@@ -61,7 +61,7 @@ def test_zarr_arrays_fit_as_from_memory(tmp_path, reference):
     da.to_zarr(da.from_array(y, chunks=1000), str(tmp_path / "y.zarr"))
     model = LogisticRegression(da.from_zarr(str(tmp_path / "X.zarr")),
                                da.from_zarr(str(tmp_path / "y.zarr")))
-    same_fit(r0, natvi.fit(model, seed=0, progress=False), same_iterations=False)
+    same_fit(r0, natvi.fit(model, seed=0, progress=False))
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -79,7 +79,7 @@ def test_parquet_and_csv_through_dask_dataframe(tmp_path, reference, fmt):
     data = read(str(tmp_path / f"part*.{fmt}"))
     model = LogisticRegression(data[["a", "b", "c", "d"]], data["label"])
     assert model.feature_names == ["a", "b", "c", "d"]
-    same_fit(r0, natvi.fit(model, seed=0, progress=False), same_iterations=False)
+    same_fit(r0, natvi.fit(model, seed=0, progress=False))
 
 
 PEAK = """
