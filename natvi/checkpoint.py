@@ -183,10 +183,14 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
     n_iter = serialization.number(meta, "n_iter", integer=True, nonnegative=True)
     count = {"integer": True, "nonnegative": True}
     params = _tree(arrays, "params", keys, params_template, path)
-    # the best iterate of a deterministic fit; checkpoints from before natvi kept it hold
-    # the current one only
-    has_best = any(name.startswith("best|") for name in arrays)
     history = serialization.get_history(meta, arrays, n_iter)
+    recent = tuple(_tree(arrays, f"recent|{j}", keys, params_template, path)
+                   for j in range(serialization.number(meta, "n_recent", **count)))
+    # the best iterate; checkpoints from before natvi kept it hold the current one only,
+    # and those from before the stochastic fits' best windows hold a start that no window
+    # was measured against
+    has_best = any(name.startswith("best|") for name in arrays) and (
+        "best_elbo" in arrays or not recent)
     return FitState(
         params=params,
         opt_state=opt_state,
@@ -197,16 +201,21 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
             {"gain": float(serialization.array(arrays, "gain", shape=(), nonnegative=True,
                                                nonfinite=True))}),
         history=history_from_arrays(history),
-        recent=tuple(_tree(arrays, f"recent|{j}", keys, params_template, path)
-                     for j in range(serialization.number(meta, "n_recent", **count))),
+        recent=recent,
         n_iter=n_iter,
         n_evals=serialization.number(meta, "n_evals", **count),
         seconds=serialization.number(meta, "seconds", nonnegative=True),
         status=serialization.choice(meta, "status", STATUSES),
         rng_state=_rng_state(meta),
         best=_tree(arrays, "best", keys, params_template, path) if has_best else params,
-        # the best ELBO (a stochastic fit's: the best window's median); checkpoints from
-        # before natvi kept it: the best recorded
-        best_elbo=(float(serialization.array(arrays, "best_elbo", shape=(), nonfinite=True))
-                   if "best_elbo" in arrays else float(np.max(history["elbo"]))),
+        best_elbo=_best_elbo(arrays, history, recent),
     )
+
+
+def _best_elbo(arrays, history, recent):
+    """The best ELBO of a checkpoint: a stochastic fit's is its best window's median. A
+    checkpoint written before natvi kept it: a deterministic fit's best recorded ELBO, and
+    for a stochastic fit none yet (−inf), so the windows after the resume set it."""
+    if "best_elbo" in arrays:
+        return float(serialization.array(arrays, "best_elbo", shape=(), nonfinite=True))
+    return -np.inf if recent else float(np.max(history["elbo"]))

@@ -6,7 +6,7 @@ one Monte Carlo average, which differs from the true ELBO's by O(1/√M) in any 
 draw set's noise. :func:`natvi.fit` therefore, after such a fit converges, estimates
 the ELBO at the optimum with fresh draws (with its standard error) and refits from the
 optimum on a second, independent set of M draws: the largest move of any coordinate's
-mean, in posterior sds, is ``shift``. Above :data:`SHIFT_LIMIT` it doubles M (up to
+mean or sd, in posterior sds, is ``shift``. Above :data:`SHIFT_LIMIT` it doubles M (up to
 :data:`MAX_DRAWS`) and refits, and says so in the result.
 """
 
@@ -31,8 +31,8 @@ class DrawCheck(NamedTuple):
     n_draws : int, base draws M of the returned fit
     elbo, elbo_se : float, the ELBO at the returned q from fresh draws, and its standard
         error
-    shift : float, the largest move of a coordinate's mean, in posterior sds, between the
-        optima on two independent sets of M draws
+    shift : float, the largest move of a coordinate's mean or sd, in posterior sds,
+        between the optima on two independent sets of M draws
     """
 
     n_draws: int
@@ -52,12 +52,13 @@ def fresh_elbo(model, posterior, rng, draws=FRESH_DRAWS):
     """(estimate, standard error) of the ELBO at ``posterior`` from ``draws`` fresh draws
     of q drawn with ``rng``: the mean and standard error of log p(x, z) − log q(z)."""
     draws = check_draws_memory(model, draws)
-    z, lead = {}, (draws,)
+    z, log_q = {}, 0.0
     for key, q in posterior.items():
-        z.update(factors.to_latents(model.latents, key, q, q.sample(rng, draws)))
+        x = q.sample(rng, draws)  # log q from x itself: z → x can round where z saturates
+        z.update(factors.to_latents(model.latents, key, q, x))
+        lp = np.reshape(q.log_prob(x), (draws, -1)).sum(axis=1)
+        log_q = log_q + lp - factors.log_det_jacobian(model.latents, key, q, x)
     z = {name: z[name] for name in model.latents}
-    log_q = sum(factors.log_prob(model.latents, key, q, z, lead)
-                for key, q in posterior.items())
     with np.errstate(all="ignore"):
         weights = model.log_joint(z) - log_q
     if not np.all(np.isfinite(weights)):
@@ -66,11 +67,12 @@ def fresh_elbo(model, posterior, rng, draws=FRESH_DRAWS):
 
 
 def shift(posterior, other):
-    """The largest |difference of means| / sd over the Gaussian coordinates of two
-    posteriors with the same factors, in the sds of ``posterior``."""
+    """The largest |difference of means| or of sds, in the sds of ``posterior``, over the
+    Gaussian coordinates of two posteriors with the same factors."""
     worst = 0.0
     for key, q in posterior.items():
         loc, sd = q.location_scale()
-        other_loc, _ = other[key].location_scale()
-        worst = max(worst, float(np.max(np.abs(other_loc - loc) / sd)))
+        other_loc, other_sd = other[key].location_scale()
+        moved = np.maximum(np.abs(other_loc - loc), np.abs(other_sd - sd)) / sd
+        worst = max(worst, float(np.max(moved)))
     return worst

@@ -80,9 +80,11 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         Convergence tolerance. For a deterministic ELBO: the ELBO gain of a unit
         natural-gradient step, ½⟨∇_μ L, F ∇_μ L⟩, in nats (default 1e-13). For a
         stochastic ELBO: the relative change of its mean over windows of 50 steps
-        (default 1e-3).
+        (default 1e-3), one of the conditions of its convergence (see
+        :meth:`VI._stochastic_verdict`).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Randomness of Monte Carlo engines (and of nothing else).
+        Randomness of Monte Carlo engines, and the base draws of a fixed-draw engine (and
+        of nothing else).
     callback : callable, optional
         Called as ``callback(iteration, elbo, posterior)`` after every step.
     progress : bool, optional
@@ -98,8 +100,9 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         uninterrupted fit would have (same model, family, optimizer and seed).
     init_state : natvi.fit_state.FitState, optional
         A state to continue from in memory, such as ``result.state`` of an earlier fit of
-        the same model, family and optimizer (its random generator state comes with it).
-        Not together with ``resume``.
+        the same model, family and optimizer (its random generator state comes with it;
+        on fixed draws, give the same ``seed``: the draws come from it). Not together with
+        ``resume``.
     strict : bool
         Raise :class:`natvi.fit.DivergenceError` instead of returning a ``"diverged"``
         result.
@@ -108,8 +111,11 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
     -------
     natvi.result.FitResult
         ``status`` is ``"converged"``, ``"max_iter"``, ``"diverged"`` (no step survived
-        30 halvings: the last good parameters are returned) or ``"interrupted"``
-        (KeyboardInterrupt); ``result.state`` continues it.
+        30 halvings, or, on a stochastic ELBO, the ELBO collapsed or steps kept being
+        halved: the best parameters seen are returned) or ``"interrupted"``
+        (KeyboardInterrupt); ``result.state`` continues it. A fit converged on fixed draws
+        may have grown its draws (``result.draw_check``); its ``result.state`` is of that
+        fit.
     """
     vi = VI(model, optimizer, family=family, tol=tol, seed=seed)
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -502,8 +508,9 @@ def _outcome(status, ev, best, elbos, objective, optimizer, deterministic):
                         "from its Monte Carlo noise")
         elif status == "diverged":
             message = (f"diverged after {n} iterations of {optimizer}: the ELBO collapsed "
-                       f"below its best window, or steps kept being halved; the mean iterate "
-                       f"of the best window is returned")
+                       f"below its best window, or steps kept being halved; the best "
+                       f"parameters seen are returned (the mean iterate of the best window, "
+                       f"or the start before the first window of {WINDOW} iterations)")
             ev = objective(best) if best else ev
         return status, message, ev
     if status == "converged" or not ev.value < max(elbos):

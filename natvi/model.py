@@ -128,7 +128,8 @@ class Model:
         (:class:`natvi.engines.MonteCarlo`).
     n_samples : int, optional
         Draws per ELBO evaluation: by default 32 fixed draws
-        (``natvi.engines.fixed_draws.DEFAULT_DRAWS``) or 16 fresh ones.
+        (``natvi.engines.fixed_draws.DEFAULT_DRAWS``) or 16 fresh ones (a fixed-draw
+        fit that falls back to fresh draws takes as many as it would have fixed).
     """
 
     #: {name: Latent}
