@@ -278,7 +278,9 @@ def test_readme_negative_binomial_snippet():
     assert out.returncode == 0, out.stderr
     loc, scale = _floats(out.stdout)[:2]
     assert abs(loc - 0.8) < 3 * scale
-    assert re.search(r"Pareto k̂ = \d+\.\d+ ± \d+\.\d+ from \d+ draws: good", out.stdout)
+    # good, or borderline between good and ok: either way trustworthy draws
+    assert re.search(r"Pareto k̂ = 0\.[0-4]\d ± \d+\.\d+ from \d+ draws: (good|borderline, good "
+                     r"to ok)", out.stdout)
 
 
 @pytest.mark.slow
