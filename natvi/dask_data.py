@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from natvi.validation import listed, too_large
+from natvi.validation import check_numeric_columns, listed, too_large
 
 #: bytes of a row chunk of :func:`read_npy`, at most: a few dozen tasks per pass over 1e7 ×
 #: 20 float32, each small beside the file
@@ -129,11 +129,7 @@ def design_matrix(X, name="X"):
     :func:`glm_data` does that with the other checks, in one pass."""
     columns = getattr(X, "columns", None)
     if columns is not None:
-        bad = [str(c) for c, dt in zip(columns, X.dtypes, strict=True)
-               if getattr(dt, "kind", "O") not in "biuf"]
-        if bad:
-            raise ValueError(f"{name}: expected real numeric columns, got non-numeric or "
-                             f"complex column(s) {listed(bad)}")
+        check_numeric_columns(X, name)
     X = _dask_array(X, name)
     _numeric(X, name)
     if X.ndim != 2:

@@ -327,14 +327,20 @@ def _loo_inputs(data, var_name):
     if not np.all(np.isfinite(log_p)):
         raise ValueError("data: sample_stats 'lp' is not finite at some draws; "
                          "the variational posterior leaves the model's support")
-    names = list(data["log_likelihood"].data_vars)
-    if var_name is None:
-        if len(names) != 1:
-            raise ValueError(f"var_name: expected one of {names}, got None")
-        var_name = names[0]
-    elif var_name not in names:
-        raise ValueError(f"var_name: expected one of {names}, got {var_name!r}")
+    var_name = observed_variable(list(data["log_likelihood"].data_vars), var_name)
     log_lik = np.asarray(data["log_likelihood"][var_name])
     if not np.all(np.isfinite(log_lik)):
         raise ValueError(f"data: log_likelihood {var_name!r} has NaN or inf values")
     return log_p, log_q, var_name
+
+
+def observed_variable(names, var_name):
+    """``var_name``, checked to be one of the observed variables ``names``; the only one
+    when it is None."""
+    if var_name is None:
+        if len(names) != 1:
+            raise ValueError(f"var_name: expected one of {names}, got None")
+        return names[0]
+    if var_name not in names:
+        raise ValueError(f"var_name: expected one of {names}, got {var_name!r}")
+    return var_name

@@ -137,13 +137,7 @@ def _estimate(elpd_i, k_hat, p_loo_i, approx, index, n, draws, method):
 
 def _n_observations(model, var_name):
     observed = getattr(model, "observed_data", None) or {}
-    names = list(observed)
-    if var_name is None:
-        if len(names) != 1:
-            raise ValueError(f"var_name: expected one of {names}, got None")
-        var_name = names[0]
-    elif var_name not in names:
-        raise ValueError(f"var_name: expected one of {names}, got {var_name!r}")
+    var_name = diagnostics.observed_variable(list(observed), var_name)
     shape = observed[var_name].shape
     if len(shape) != 1:
         raise ValueError(f"result: loo_subsample needs one observation per row of "

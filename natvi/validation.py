@@ -252,6 +252,18 @@ def too_large(detail, name="X"):
             f"standardize, (X - X.mean(0)) / X.std(0)")
 
 
+def check_numeric_columns(frame, name):
+    """Raise a ValueError naming ``name`` and the columns of the data frame ``frame`` (pandas
+    or dask) that are not real numbers."""
+    # ``dtype.kind`` answers for NumPy and pandas extension dtypes alike (str, category,
+    # Int64, boolean), where np.issubdtype raises TypeError on the extension ones.
+    bad = [str(c) for c, dt in zip(frame.columns, frame.dtypes, strict=True)
+           if getattr(dt, "kind", "O") not in "biuf"]
+    if bad:
+        raise ValueError(f"{name}: expected real numeric columns, got non-numeric or "
+                         f"complex column(s) {listed(bad)}")
+
+
 def design_matrix(X, name="X", check_scale=True):
     """X as a finite 2-D float array, with column names (from a DataFrame if given).
 
@@ -264,13 +276,7 @@ def design_matrix(X, name="X", check_scale=True):
     """
     columns = getattr(X, "columns", None)
     if columns is not None:
-        # ``dtype.kind`` answers for NumPy and pandas extension dtypes alike (str, category,
-        # Int64, boolean), where np.issubdtype raises TypeError on the extension ones.
-        bad = [str(c) for c, dt in zip(columns, X.dtypes, strict=True)
-               if getattr(dt, "kind", "O") not in "biuf"]
-        if bad:
-            raise ValueError(f"{name}: expected real numeric columns, got non-numeric or "
-                             f"complex column(s) {listed(bad)}")
+        check_numeric_columns(X, name)
         names = [str(c) for c in columns]
         # Nullable columns (Int64, Float64, boolean) would give an object array; missing
         # values become NaN, which the finiteness check below reports.

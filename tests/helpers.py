@@ -115,3 +115,16 @@ def same_fit(r0, r1, elbo_rtol=1e-10, rtol=1e-8):
                                    atol=1e-6 * np.sqrt(np.min(q.var())))
         np.testing.assert_allclose(np.sqrt(r1.posterior[key].var()), np.sqrt(q.var()),
                                    rtol=max(rtol, 1e-6), atol=1e-12)
+
+
+def reference_models():
+    """examples/reference_models.py as a module (examples/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "reference_models.py"
+    spec = importlib.util.spec_from_file_location("reference_models", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("reference_models", module)
+    spec.loader.exec_module(module)
+    return module

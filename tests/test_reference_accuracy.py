@@ -7,14 +7,13 @@ Tolerances: a mean or sd from 4,000 draws of q has a Monte Carlo error of about 
 of an sd, and the references' own error is below 5% of an sd (ESS ≥ 400), so 0.1 sd and
 10% leave room for both and fail on a real bias."""
 
-import importlib.util
 import json
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import reference_models
 
 import natvi
 
@@ -26,16 +25,7 @@ REGRESSIONS = ("linear_halfcauchy", "interaction_halfnormal", "correlated_regres
 DRAWS = 4000
 
 
-def _load_models():
-    spec = importlib.util.spec_from_file_location("reference_models",
-                                                  ROOT / "examples" / "reference_models.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("reference_models", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-rm = _load_models()
+rm = reference_models()
 
 
 def _scored(name, family, seed):

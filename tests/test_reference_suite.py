@@ -3,14 +3,13 @@ NUTS summaries in tests/data/reference_posteriors.json (written by examples/refe
 checked without PyMC: every model has a converged reference of the right shape, and every
 log joint is finite and differentiable there."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import autograd
 import numpy as np
 import pytest
+from helpers import reference_models
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,16 +21,7 @@ MAX_R_HAT = 1.01
 QUANTILES = ("q05", "q25", "q50", "q75", "q95")
 
 
-def _load_models():
-    spec = importlib.util.spec_from_file_location("reference_models",
-                                                  ROOT / "examples" / "reference_models.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("reference_models", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-rm = _load_models()
+rm = reference_models()
 STORED = json.loads(REFERENCE.read_text())
 BUILT = {name: build() for name, build in rm.MODELS.items()}
 
