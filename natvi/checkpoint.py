@@ -46,6 +46,7 @@ def save(path, fit_state, model, families, optimizer_name):
     for j, iterate in enumerate(fit_state.recent):
         serialization.put_tree(arrays, f"recent|{j}", iterate, keys)
     arrays["best_elbo"] = np.asarray(fit_state.best_elbo)
+    arrays["checks"] = np.asarray(fit_state.checks, dtype=float).reshape(-1, 3)
     arrays["value"] = np.asarray(ev.value)
     arrays["gain"] = np.asarray(ev.aux["gain"])
     meta = {
@@ -209,7 +210,19 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
         rng_state=_rng_state(meta),
         best=_tree(arrays, "best", keys, params_template, path) if has_best else params,
         best_elbo=_best_elbo(arrays, history, recent),
+        checks=_checks(arrays),
     )
+
+
+def _checks(arrays):
+    """A minibatch fit's exact passes, (iteration, ELBO, gain) each (none in checkpoints
+    from before minibatch fits)."""
+    if "checks" not in arrays:
+        return ()
+    table = serialization.array(arrays, "checks", nonfinite=True)
+    if table.ndim != 2 or table.shape[1] != 3:
+        raise serialization.Damaged(f"checks has shape {table.shape}, expected (n, 3)")
+    return tuple((int(i), float(elbo), float(gain)) for i, elbo, gain in table)
 
 
 def _best_elbo(arrays, history, recent):

@@ -5,6 +5,7 @@ This is the one place outside ``natvi/families/`` that looks at family classes: 
 settings depend on them.
 """
 
+from natvi.engines import Minibatch
 from natvi.factors import CONTINUOUS, covers, latent_names
 from natvi.families import (
     Bernoulli,
@@ -20,6 +21,12 @@ from natvi.optim import SHORTCUTS, Optimizer, anderson, natural_gradient
 #: the family each support gets unless the model or the caller picks one
 DEFAULT_FAMILIES = {"real": MeanFieldGaussian, "positive": LogNormal, "unit_interval": LogitNormal,
                     "simplex": Dirichlet, "binary": Bernoulli, "categorical": Categorical}
+
+
+#: minibatch natural gradients: the constant step times the minibatches per pass (the step
+#: after the first steps, which average the first minibatches' targets), and its largest value;
+#: see :func:`default_natural_gradient`
+MINIBATCH_STEP_PASSES, MINIBATCH_STEP_MAX = 20.0, 1.0
 
 
 def families_for(model, family):
@@ -73,6 +80,9 @@ def default_natural_gradient(engine, families):
     far from the optimum, and a first step of 0.5 overshot by ten orders of magnitude in
     the ELBO.
     """
+    if isinstance(engine, Minibatch):
+        return natural_gradient(min(MINIBATCH_STEP_MAX, MINIBATCH_STEP_PASSES / engine.n_batches),
+                                warm_start=True)
     if not engine.deterministic:
         return natural_gradient(0.1)
     if all(f is MeanFieldGaussian for f in families.values()) or (

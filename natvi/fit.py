@@ -15,7 +15,7 @@ import numpy as np
 from natvi import checkpoint as ckpt
 from natvi import draw_check, serialization
 from natvi.choice import families_for, optimizer_for
-from natvi.engines import Engine
+from natvi.engines import Engine, Minibatch
 from natvi.fit_state import (
     FINAL,
     FitState,
@@ -36,6 +36,11 @@ from natvi.validation import as_rng, check_nonnegative_scalar, check_positive_in
 DEFAULT_TOL_DETERMINISTIC = 1e-13
 #: stochastic engines: stop when the windowed mean ELBO changes by less than this, relatively
 DEFAULT_TOL_STOCHASTIC = 1e-3
+#: minibatch fits: stop when a unit natural-gradient step from the averaged iterate would gain
+#: less than this (nats), measured on an exact pass over the data
+DEFAULT_TOL_MINIBATCH = 1e-2
+#: minibatch fits: iterations before iterates are averaged, as a fraction of a pass
+BURN_IN = 0.1
 #: iterations per window of the stochastic convergence rule
 WINDOW = 50
 #: halvings of any step that leaves the domain or makes the ELBO non-finite
@@ -51,8 +56,8 @@ COLLAPSE = 5.0
 
 
 def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=0,
-        callback=None, progress=None, checkpoint=None, checkpoint_every=10, resume=None,
-        init_state=None, strict=False):
+        batch_size=None, callback=None, progress=None, checkpoint=None, checkpoint_every=10,
+        resume=None, init_state=None, strict=False):
     """Fit a variational posterior by maximizing the ELBO.
 
     Parameters
@@ -81,10 +86,20 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         natural-gradient step, ½⟨∇_μ L, F ∇_μ L⟩, in nats (default 1e-13). For a
         stochastic ELBO: the relative change of its mean over windows of 50 steps
         (default 1e-3), one of the conditions of its convergence (see
-        :meth:`VI._stochastic_verdict`).
+        :meth:`VI._stochastic_verdict`). For a minibatch fit: that gain at the mean of the
+        iterates, from an exact pass over the data (default 0.01 nats; see
+        :meth:`VI._minibatch_verdict`).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Randomness of Monte Carlo engines, and the base draws of a fixed-draw engine (and
-        of nothing else).
+        Randomness of Monte Carlo engines, the base draws of a fixed-draw engine and the
+        order of minibatches (and of nothing else).
+    batch_size : int, optional
+        Stochastic natural gradients on minibatches of this many rows
+        (:class:`natvi.engines.Minibatch`; Hoffman et al. 2013), for a model whose data
+        term is a sum over rows (the GLMs of ``natvi.models``, in memory, on disk or in
+        Dask). Each iteration reads one minibatch, the mean of the iterates over each pass
+        after the first tenth is evaluated on an exact pass over the data, and the result
+        is the best of those means, with its exact ELBO. By default the natural gradient
+        steps by max(0.05, 1/(t + 1)).
     callback : callable, optional
         Called as ``callback(iteration, elbo, posterior)`` after every step.
     progress : bool, optional
@@ -117,7 +132,7 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         may have grown its draws (``result.draw_check``); its ``result.state`` is of that
         fit.
     """
-    vi = VI(model, optimizer, family=family, tol=tol, seed=seed)
+    vi = VI(model, optimizer, family=family, tol=tol, seed=seed, batch_size=batch_size)
     max_iter = check_positive_int(max_iter, "max_iter")
     run_options = _run_options(callback, progress, checkpoint, checkpoint_every)
     if not isinstance(strict, bool):
@@ -144,6 +159,8 @@ class VI:
     engine : natvi.engines.Engine, optional
         The engine to fit on instead of the model's (e.g. a
         :class:`natvi.engines.FixedDraws` with other draws).
+    batch_size : int, optional
+        As for :func:`fit`.
 
     Examples
     --------
@@ -154,7 +171,8 @@ class VI:
     >>> result = vi.result(state)
     """
 
-    def __init__(self, model, optimizer="ngd", *, family="auto", tol=None, seed=0, engine=None):
+    def __init__(self, model, optimizer="ngd", *, family="auto", tol=None, seed=0, engine=None,
+                 batch_size=None):
         if not isinstance(model, Model):
             raise ValueError(f"model: expected a natvi Model, got {type(model).__name__}")
         if engine is not None and not isinstance(engine, Engine):
@@ -163,16 +181,25 @@ class VI:
         self.model = model
         self.families, self.family_reason = families_for(model, family)
         self._rng = as_rng(seed)
+        engine = engine or model.engine
+        if batch_size is not None:
+            engine = Minibatch(engine, batch_size)
         #: what computes the ELBO in this fit (the model's engine, with its draws fixed)
-        self.engine = (engine or model.engine).for_fit(self.families, self._rng)
+        self.engine = engine.for_fit(self.families, self._rng)
         self.optimizer = optimizer_for(optimizer, self.engine, self.families)
         self.deterministic = self.engine.deterministic
+        self.minibatch = isinstance(self.engine, Minibatch)
         if tol is None:
-            tol = DEFAULT_TOL_DETERMINISTIC if self.deterministic else DEFAULT_TOL_STOCHASTIC
+            tol = (DEFAULT_TOL_DETERMINISTIC if self.deterministic else
+                   DEFAULT_TOL_MINIBATCH if self.minibatch else DEFAULT_TOL_STOCHASTIC)
         self.tol = check_nonnegative_scalar(tol, "tol")
         self._seed_state = self._rng.bit_generator.state
         self._objective = Objective(self.engine, self.families, self.optimizer.coordinates,
                                     self._rng)
+        if self.minibatch:  # the exact passes of the minibatch verdict
+            self._exact = Objective(self.engine.full, self.families,
+                                    self.optimizer.coordinates, self._rng)
+            self.burn_in = int(BURN_IN * self.engine.n_batches)
         self._last = None  # the state the objective's generator and counter are at
 
     def init(self, params=None):
@@ -183,6 +210,8 @@ class VI:
         self._rng.bit_generator.state = self._seed_state
         self._objective.clear()
         self._objective.n_evals = 0
+        if self.minibatch:
+            self.engine.position = 0
         start = time.perf_counter()
         if params is None:
             params = self._objective.coordinates_of(
@@ -212,19 +241,23 @@ class VI:
         # the record's evaluations and seconds are filled in once the verdict's own are done
         history = (Record(ev.value, info.step_size * 0.5**halvings, 0, 0.0,
                           halvings + info.rejected), state.history)
-        recent = state.recent if self.deterministic else (*state.recent, params)[-WINDOW:]
+        recent, checks = state.recent, state.checks
         if self.deterministic:
             status = self._verdict(ev, state.n_iter + 1, moved)
             best, best_elbo = ((params, ev.value) if ev.value > state.best_elbo
                                else (state.best, state.best_elbo))
+        elif self.minibatch:
+            status, recent, best, best_elbo, checks = self._minibatch_verdict(history, params,
+                                                                              state)
         else:
+            recent = (*state.recent, params)[-WINDOW:]
             status, best, best_elbo = self._stochastic_verdict(history, recent, state)
         seconds = state.seconds + time.perf_counter() - start
         history = (history[0]._replace(grad_evals=self._objective.n_evals, seconds=seconds),
                    state.history)
         return self._settle(FitState(
             params, opt_state, ev, history, recent, state.n_iter + 1, self._objective.n_evals,
-            seconds, status, self._rng.bit_generator.state, best, best_elbo))
+            seconds, status, self._rng.bit_generator.state, best, best_elbo, checks))
 
     def run(self, state, max_iter=1000, *, callback=None, progress=None, checkpoint=None,
             checkpoint_every=10):
@@ -286,16 +319,20 @@ class VI:
 
     def result(self, state, *, strict=False):
         """The :class:`natvi.FitResult` of ``state`` (the mean of the last iterates of a
-        stochastic fit; the best iterate of a deterministic one that fell below it).
-        ``strict`` raises :class:`DivergenceError` on a ``"diverged"`` state."""
+        stochastic fit; the best iterate of a deterministic one that fell below it; the
+        best mean iterate of a minibatch fit, with its exact ELBO). ``strict`` raises
+        :class:`DivergenceError` on a ``"diverged"`` state."""
         self._resume(state)
         self._last = None  # the evaluations below move the generator
         ev, history = state.evaluation, history_arrays(state.history)
-        if state.recent and state.status != "diverged":
-            ev = _averaged(self._objective, state.recent, ev)
-        status, message, ev = _outcome(state.status, ev, state.best, history["elbo"],
-                                       self._objective, self.optimizer.name,
-                                       self.deterministic)
+        if self.minibatch:
+            status, message, ev = self._minibatch_outcome(state)
+        else:
+            if state.recent and state.status != "diverged":
+                ev = _averaged(self._objective, state.recent, ev)
+            status, message, ev = _outcome(state.status, ev, state.best, history["elbo"],
+                                           self._objective, self.optimizer.name,
+                                           self.deterministic)
         if status == "diverged" and strict:
             raise DivergenceError(f"fit {message} (last ELBO {history['elbo'][-1]:.6g})")
         return FitResult(model=self.model, posterior=ev.aux["posterior"], elbo=ev.value,
@@ -362,6 +399,8 @@ class VI:
         self._objective.clear()
         self._objective.n_evals = state.n_evals
         self._objective.remember(state.params, state.evaluation)
+        if self.minibatch:  # the next evaluation reads the minibatch after the state's last
+            self.engine.position = state.n_evals
         self._last = state
 
     def _settle(self, state):
@@ -441,6 +480,66 @@ class VI:
         if abs(np.mean(elbos) - before) > self.tol * abs(np.mean(elbos)):
             return keep
         return ("converged" if self._stationary(_mean(recent)) else "running", *keep[1:])
+
+    def _minibatch_verdict(self, history, params, state):
+        """(status, recent, best, best ELBO, checks) of a minibatch fit after ``params``.
+
+        After :data:`BURN_IN` of a pass, ``recent`` holds the mean of the iterates since;
+        after every further pass (n_b iterations, which read every minibatch once, so
+        that their noise cancels in the mean) the mean is evaluated on an exact pass over
+        the data and added to ``checks``; the best of those means is ``best``. Converged:
+        the ELBO gain of a unit natural-gradient step from the mean, exact, is at most
+        ``tol``. Diverged: the mean's exact ELBO is not finite, or steps were halved in
+        most of the pass.
+        """
+        n_iter, window = state.n_iter + 1, self.engine.n_batches
+        averaged = n_iter - self.burn_in
+        if averaged <= 0:
+            return "running", (), state.best, state.best_elbo, state.checks
+        mean = params if averaged == 1 else {
+            k: m + (params[k] - m) / averaged for k, m in state.recent[0].items()}
+        keep = ((mean,), state.best, state.best_elbo, state.checks)
+        if averaged % window:
+            return ("running", *keep)
+        ev = self._exact(mean)
+        checks = (*state.checks, (n_iter, float(ev.value), float(ev.aux["gain"])))
+        halved = sum(r.rejected > 0 for r in latest_records(history, window))
+        if not np.isfinite(ev.value) or halved > window // 2:
+            return ("diverged", *keep[:3], checks)
+        best, best_elbo = keep[1:3]
+        if ev.value > best_elbo or ev.aux["gain"] <= self.tol:
+            best, best_elbo = mean, float(ev.value)
+        return ("converged" if ev.aux["gain"] <= self.tol else "running", (mean,), best,
+                best_elbo, checks)
+
+    def _minibatch_outcome(self, state):
+        """(status, message, exact evaluation returned) at the end of a minibatch fit: at
+        the best mean of iterates measured, else at the mean so far, else at the last
+        iterate."""
+        point = (state.best if state.checks else state.recent[0] if state.recent
+                 else state.params)
+        ev = self._exact(point)
+        status = "max_iter" if state.status == "running" else state.status
+        n, name = state.n_iter, self.optimizer.name
+        passes = (f"{state.n_evals / self.engine.n_batches:.3g} passes over the data in "
+                  f"minibatches and {len(state.checks)} full")
+        message = {
+            "converged": f"converged after {n} iterations of {name} ({passes}): a unit "
+                         f"natural-gradient step from the mean iterate would gain "
+                         f"{ev.aux['gain']:.2g} nats on a full pass",
+            "max_iter": f"stopped at max_iter = {n} iterations of {name} ({passes}), not "
+                        f"converged: a unit natural-gradient step from the mean iterate "
+                        f"would gain {ev.aux['gain']:.2g} nats on a full pass; raise "
+                        f"max_iter, or lower the step",
+            "diverged": f"diverged after {n} iterations of {name} ({passes}): steps kept "
+                        f"being halved or the mean iterate's ELBO is not finite; the best "
+                        f"mean iterate measured is returned",
+            "interrupted": f"interrupted after {n} iterations of {name} ({passes})",
+        }[status]
+        if not state.checks:
+            message += "; no pass was averaged yet, the ELBO is at the " + (
+                "mean iterate so far" if state.recent else "last iterate")
+        return status, message, ev
 
     def _stationary(self, params):
         """Whether the natural gradient at ``params`` is indistinguishable from zero: over

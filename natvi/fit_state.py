@@ -60,6 +60,9 @@ class FitState(NamedTuple):
         The random generator's ``bit_generator.state`` after the last iteration.
     best, best_elbo : dict, float
         The iterate of the highest ELBO so far, and that ELBO.
+    checks : tuple
+        A minibatch fit's exact passes: (iteration, ELBO, gain) at the mean of the
+        iterates after each window (see :meth:`natvi.VI._minibatch_verdict`).
     """
 
     params: dict
@@ -74,6 +77,7 @@ class FitState(NamedTuple):
     rng_state: dict
     best: dict
     best_elbo: float
+    checks: tuple = ()
 
 
 def records(history):

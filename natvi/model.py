@@ -23,6 +23,7 @@ from natvi import factors
 from natvi.engines import ClosedForm, Engine, FixedDraws, MonteCarlo, closed_form, monte_carlo
 from natvi.engines.fixed_draws import DEFAULT_DRAWS
 from natvi.families.base import is_family
+from natvi.observations import Observations
 from natvi.validation import check_positive_int
 
 SUPPORTS = ("real", "positive", "unit_interval", "simplex", "binary", "categorical")
@@ -96,15 +97,26 @@ class Model:
 
     Parameters
     ----------
-    log_joint : callable
+    log_joint : callable, optional
         ``log_joint(z)`` = log p(x, z) for one draw ``z`` = {latent name: array of the
         latent's shape}, written with ``autograd.numpy`` (it is differentiated in the
-        real-valued latents); returns a scalar.
+        real-valued latents); returns a scalar. Or give ``log_prior``, ``log_likelihood``
+        and ``data`` instead.
     latents : dict
         {name: support} for scalars, or {name: (shape, support)}, or
         {name: (shape, "categorical", K)}, or {name: Latent}. Supports: ``real``,
         ``positive``, ``unit_interval``, ``simplex`` (last axis of the shape holds the
         components), ``binary``, ``categorical``.
+    log_prior, log_likelihood, data : optional
+        Instead of ``log_joint``, for a model whose data are rows of observations (and
+        which can then be fit on minibatches, ``natvi.fit(..., batch_size=B)``):
+        ``log_prior(z)`` = log p(z), a scalar; ``data`` = {name: array}, all with the same
+        first axis of N rows; ``log_likelihood(z, rows)`` = log p(xᵢ | z) for each row of
+        ``rows`` = {name: some rows of that array}, an array (n,) for the n rows given,
+        both written with ``autograd.numpy``. The log joint is their sum over all rows,
+        and the pointwise log-likelihood (for LOO) is ``log_likelihood`` on all rows, named
+        ``"y"``, unless ``pointwise_log_likelihood`` is given (see
+        :mod:`natvi.observations`).
     pointwise_log_likelihood : callable, optional
         ``f(z)`` for one draw: {observed name: array (N,)} of log p(xᵢ | z), or one
         array (N,) for a single observed variable named ``"y"``, the same shapes at every
@@ -146,9 +158,18 @@ class Model:
     #: False for the draw-by-draw evaluation of a log-joint function
     vectorized: bool = False
 
-    def __init__(self, log_joint, latents, *, pointwise_log_likelihood=None, closed_form=None,
-                 families=None, observed_data=None, coords=None, dims=None,
-                 engine="fixed_draws", n_samples=None):
+    def __init__(self, log_joint=None, latents=None, *, log_prior=None, log_likelihood=None,
+                 data=None, pointwise_log_likelihood=None, closed_form=None, families=None,
+                 observed_data=None, coords=None, dims=None, engine="fixed_draws",
+                 n_samples=None):
+        self.observations = None
+        if (log_prior, log_likelihood, data) != (None, None, None):
+            if log_joint is not None or closed_form is not None:
+                raise ValueError("log_prior, log_likelihood, data: they declare the log joint; "
+                                 "give them instead of log_joint and closed_form")
+            self.observations = _declared(log_prior, log_likelihood, data)
+            log_joint = self.observations.log_joint()
+            pointwise_log_likelihood = pointwise_log_likelihood or self.observations.pointwise
         if not callable(log_joint):
             raise ValueError(f"log_joint: expected a function of one draw, got "
                              f"{type(log_joint).__name__}")
@@ -199,7 +220,8 @@ class Model:
         cls, default = ENGINES[engine]
         self.n_samples = check_positive_int(default if n_samples is None else n_samples,
                                             "n_samples")
-        return cls(self._checked_log_joint(), self.latents, self.n_samples)
+        return cls(self._checked_log_joint(), self.latents, self.n_samples,
+                   observations=self.observations)
 
     @property
     def engine(self):
@@ -476,6 +498,22 @@ def _call_user(fn, name, noun, arg):
         if not _mentions_box(exc):
             raise
         raise _not_differentiable(name, noun, exc) from exc
+
+
+def _declared(log_prior, log_likelihood, data):
+    """The :class:`natvi.observations.Observations` of a model that declares its rows."""
+    if None in (log_prior, log_likelihood, data):
+        raise ValueError("log_prior, log_likelihood, data: give all three (the prior, the "
+                         "log-likelihood of each row, and the rows)")
+    return Observations(log_prior, log_likelihood, data, _call_declared)
+
+
+def _call_declared(fn, name, z, *args):
+    """``fn(z, *args)`` for a function of :class:`natvi.observations.Observations`: the
+    prior, a scalar (checked), or the log-likelihood of rows ``args``."""
+    if args:
+        return _call_user(lambda draw: fn(draw, *args), name, "latent", z)
+    return _call_scalar(fn, name, "latent", z)
 
 
 def _call_scalar(fn, name, noun, arg):

@@ -208,3 +208,20 @@ def test_poisson_with_exposures_on_a_local_cluster(client):
     model = PoissonRegression(da.from_array(X, chunks=(1500, -1)), counts,
                               exposure=da.from_array(exposure, chunks=700))
     _same_fit(r0, natvi.fit(model, seed=0, progress=False))
+
+
+def test_a_minibatch_fit_on_a_local_cluster_reads_the_same_minibatches(client, tmp_path):
+    # minibatches of dask data are contiguous blocks, read from the workers: the same
+    # minibatches, and so the same fit, as from a memory-mapped copy of the data
+    X, rng, eta = _data(dtype=np.float32)
+    y = (rng.random(len(X)) < 1 / (1 + np.exp(-eta))).astype(float)
+    options = {"family": natvi.MeanFieldGaussian, "batch_size": 250, "max_iter": 300,
+               "progress": False}
+    Xd = client.persist(da.from_array(X, chunks=(1000, -1)))
+    on_cluster = natvi.fit(LogisticRegression(Xd, client.persist(da.from_array(y, chunks=1000))),
+                           **options)
+    np.save(tmp_path / "X.npy", X)
+    blocks = natvi.fit(LogisticRegression(np.load(tmp_path / "X.npy", mmap_mode="r"), y),
+                       **options)
+    assert on_cluster.state.checks and on_cluster.n_iter == blocks.n_iter
+    _same_fit(on_cluster, blocks)

@@ -504,3 +504,24 @@ def test_predictions(tmp_path):
     assert halfway[6] < halfway[3] < halfway[7]  # inside σ of η's interval
     assert re.search(r"PPERSAUT:MKOOPKLA: 12 coefficients \+ intercept, converged", out)
     assert "coef[C(MOSHOOFD)[T.10]]" in out
+
+
+@pytest.mark.slow
+def test_minibatch_example(tmp_path):
+    """minibatch.py on 2·10⁴ rows in minibatches of 200: every method's row is printed, the
+    full-batch fit ends on its optimum, the minibatch fit's mean iterate is closer to it than
+    its last iterate, and memory-mapped and Dask data read the same minibatches (the same
+    ELBO to rounding)."""
+    out = _run("minibatch.py", "--rows", "2e4", "--batch", "200", "--no-plot", "--dir",
+               str(tmp_path), cwd=tmp_path)
+    rows = {line[:40].strip(): line[40:].split() for line in out.splitlines()
+            if line.startswith(("full-batch NGD ", "minibatch NGD", "Adam("))}
+    assert len(rows) == 13, out  # full batch, and two rows for each of six minibatch fits
+    assert float(rows["full-batch NGD"][2]) == 0
+    last = float(rows["minibatch NGD, last iterate"][2])
+    mean = float(rows["minibatch NGD, mean iterate"][2])
+    assert 0 <= mean < last
+    elbo = {line.split()[0]: float(line.split()[2]) for line in out.splitlines()
+            if line.startswith(("memory ", "memmap ", "dask "))}
+    assert elbo["memmap"] == pytest.approx(elbo["dask"], rel=1e-12, abs=0)
+    assert abs(elbo["memory"] - elbo["memmap"]) < 1.0  # other minibatches, the same fit

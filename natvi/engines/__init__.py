@@ -10,6 +10,8 @@ protocol every engine follows).
 - :class:`DaskGLMQuadrature`: the GLM engine over row-chunked ``dask.array`` data (in
   memory, on disk or on a cluster): one ``dask.compute`` of per-chunk partial sums per
   evaluation.
+- :class:`Minibatch`: another engine's ELBO estimated on one minibatch of rows per
+  evaluation, scaled up (stochastic variational inference).
 - :class:`MonteCarlo`: any log joint written with ``autograd.numpy``; fresh draws at every
   evaluation, pathwise or score-function gradients.
 """
@@ -19,7 +21,8 @@ from natvi.engines.closed_form import ClosedForm
 from natvi.engines.dask_glm import DaskGLMQuadrature
 from natvi.engines.fixed_draws import FixedDraws
 from natvi.engines.glm import GLMQuadrature
+from natvi.engines.minibatch import Minibatch
 from natvi.engines.monte_carlo import MonteCarlo
 
 __all__ = ["ELBO", "ClosedForm", "DaskGLMQuadrature", "Engine", "FixedDraws", "GLMQuadrature",
-           "MonteCarlo"]
+           "Minibatch", "MonteCarlo"]

@@ -19,6 +19,12 @@ for most, a copy bound to base draws fixed for the whole fit for :class:`FixedDr
 a Monte Carlo engine where the families cannot use fixed draws. ``engine.transforms``
 says whether it maps latents through bijections for a joint factor (see
 :mod:`natvi.factors`).
+
+An engine whose data term is a sum over rows of data can take minibatches
+(:class:`natvi.engines.Minibatch`): it says how many rows (``n_rows``, None for engines
+that cannot), which rows are cheap to read (``row_access``: ``"strided"`` for data in
+memory, ``"blocks"`` for contiguous rows of files and chunks), and gives the engine of some
+rows with their data term times a factor (``on_rows(rows, scale)``, ``rows`` a slice).
 """
 
 from typing import NamedTuple
@@ -48,6 +54,8 @@ class Engine:
     transforms = False
     #: the engine in words, for results and their messages
     description = "an engine of the model's own"
+    #: rows of data the data term sums over, for minibatches (None: the engine takes none)
+    n_rows = None
 
     def for_fit(self, families, rng):
         """The engine a fit with ``families`` ({factor key: family class}) and the fit's

@@ -154,6 +154,17 @@ class DaskGLMQuadrature(GLMQuadrature):
     (``offset`` None for no offsets).
     """
 
+    #: only contiguous rows are cheap to read from chunked (and perhaps on-disk) data
+    row_access = "blocks"
+
+    def rows_data(self, rows):
+        """X, y and the offsets of ``rows`` (a slice) as ndarrays, in one ``dask.compute``."""
+        import dask
+
+        x, y, offset = dask.compute(self.design.X[rows], self.y[rows],
+                                    0.0 if self.offset is None else self.offset[rows])
+        return x, y, np.broadcast_to(np.asarray(offset, dtype=float), np.shape(y))
+
     def data_graph(self, posterior):
         """The delayed (value, {key: ∇_mean}, {key: ∇_cov}) of the data term: the graph an
         evaluation computes (for inspection: its tasks, its keys)."""

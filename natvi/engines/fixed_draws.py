@@ -47,12 +47,14 @@ class FixedDraws(MonteCarlo):
         Seed of the base draws. None (a model's engine): each fit fixes its draws from
         the fit's ``seed`` (see :meth:`for_fit`), and outside a fit each evaluation draws
         afresh from the generator it is given.
+    observations : natvi.observations.Observations, optional
+        As for :class:`natvi.engines.MonteCarlo`.
     """
 
     transforms = True
 
-    def __init__(self, log_joint, latents, n_draws=DEFAULT_DRAWS, seed=None):
-        super().__init__(log_joint, latents, n_draws)
+    def __init__(self, log_joint, latents, n_draws=DEFAULT_DRAWS, seed=None, observations=None):
+        super().__init__(log_joint, latents, n_draws, observations)
         if n_draws % 2:
             raise ValueError(f"n_samples: fixed draws come in antithetic pairs; expected an "
                              f"even number, got {n_draws}")
@@ -82,7 +84,7 @@ class FixedDraws(MonteCarlo):
         ``MAX_JOINT_DRAWS``."""
         needed = self.draws_needed(families)
         if not all(f.reparameterizable for f in families.values()) or needed > MAX_JOINT_DRAWS:
-            return MonteCarlo(self.log_joint, self.latents, self.n_draws)
+            return MonteCarlo(self.log_joint, self.latents, self.n_draws, self.observations)
         if self.seed is not None and needed <= self.n_draws:
             return self
         return self.redrawn(rng, max(needed, self.n_draws))
@@ -98,7 +100,13 @@ class FixedDraws(MonteCarlo):
         """The same engine on a new set of base draws from ``rng`` (``n_draws`` of them,
         by default as many as now)."""
         return FixedDraws(self.log_joint, self.latents, n_draws or self.n_draws,
-                          seed=int(rng.integers(2**63)))
+                          seed=int(rng.integers(2**63)), observations=self.observations)
+
+    def with_log_joint(self, log_joint):
+        """This engine, on the same base draws, on another log joint."""
+        engine = FixedDraws(log_joint, self.latents, self.n_draws, self.seed, self.observations)
+        engine._noise = self._noise  # the draws, whitened once
+        return engine
 
     def expected_log_joint(self, posterior, rng=None):
         if self.seed is None:

@@ -12,6 +12,8 @@ Factors are mean-field Gaussians (one per latent) or full-rank Gaussians over on
 several of the real latents (see :mod:`natvi.factors`).
 """
 
+import mmap
+
 import numpy as np
 
 from natvi import factors, quadrature
@@ -165,6 +167,15 @@ class Design:
         return total
 
 
+def memory_mapped(a):
+    """Whether array ``a`` is (a view of) a memory-mapped file."""
+    while a is not None:
+        if isinstance(a, np.memmap | mmap.mmap):
+            return True
+        a = getattr(a, "base", None)
+    return False
+
+
 #: what stands in for ∂/∂var E[log p] = ½E[f″] (Price), the curvature of a Gaussian step
 CURVATURES = ("hessian", "ggn", "empirical_fisher")
 
@@ -238,15 +249,44 @@ class GLMQuadrature(Engine):
         gradient in each E[wⱼ²]).
     check : callable, optional
         ``check(posterior)``: raises ValueError for factors the model does not support.
+    scale : float
+        Factor on the data term: 1 for the data set; the number of minibatches for an
+        engine on one minibatch's rows (:meth:`on_rows`), whose data term then estimates
+        the whole data set's without bias.
     """
 
     deterministic = True
 
     def __init__(self, design, likelihood, y, offset, prior, n_points=None,
-                 curvature="hessian", damping=0.0, check=None):
+                 curvature="hessian", damping=0.0, check=None, scale=1.0):
         self.design, self.likelihood, self.y, self.offset = design, likelihood, y, offset
         self.prior, self.check = prior, check
         self.n_points, self.curvature, self.damping = n_points, curvature, damping
+        self.scale = scale
+
+    @property
+    def n_rows(self):
+        """Observations the data term sums over (minibatches are taken from them)."""
+        return self.design.X.shape[0]
+
+    @property
+    def row_access(self):
+        """``"strided"`` when any rows are cheap to gather (X in memory), ``"blocks"`` when
+        only contiguous rows are (X memory-mapped from a file: see
+        :class:`natvi.engines.Minibatch`)."""
+        return "blocks" if memory_mapped(self.design.X) else "strided"
+
+    def rows_data(self, rows):
+        """X, y and the offsets of ``rows`` (a slice), as ndarrays."""
+        return self.design.X[rows], self.y[rows], self.offset[rows]
+
+    def on_rows(self, rows, scale):
+        """This engine on the ``rows`` (a slice) of the data only, its data term times
+        ``scale``; the prior's expectation stays whole."""
+        x, y, offset = self.rows_data(rows)
+        return GLMQuadrature(Design(x, self.design.coef, self.design.intercept),
+                             self.likelihood, y, offset, self.prior, self.n_points,
+                             self.curvature, self.damping, self.check, scale)
 
     def _rows(self, rows, loc, var):
         return predictor_expectation(self.likelihood, self.y[rows], loc + self.offset[rows], var,
@@ -260,6 +300,8 @@ class GLMQuadrature(Engine):
         if self.check is not None:
             self.check(posterior)
         value, grads = self.data_term(posterior)
+        if self.scale != 1:
+            value, grads = self.scale * value, {k: self.scale * g for k, g in grads.items()}
         if self.damping:
             grads = {key: g + posterior[key].second_moment_grad(-0.5 * self.damping)
                      for key, g in grads.items()}

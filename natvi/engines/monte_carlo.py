@@ -134,13 +134,33 @@ class MonteCarlo(Engine):
         {latent name: natvi.model.Latent}.
     n_samples : int
         Draws per estimate.
+    observations : natvi.observations.Observations, optional
+        The prior, per-row log-likelihood and data that ``log_joint`` sums, when the
+        model declares them: the engine then takes minibatches (:meth:`on_rows`).
     """
 
     transforms = True
+    #: the declared data are in memory: any rows are cheap to gather
+    row_access = "strided"
 
-    def __init__(self, log_joint, latents, n_samples=16):
+    def __init__(self, log_joint, latents, n_samples=16, observations=None):
         self.log_joint, self.latents = log_joint, latents
         self.n_samples = check_positive_int(n_samples, "n_samples")
+        self.observations = observations
+
+    @property
+    def n_rows(self):
+        """Rows of the declared data (None without)."""
+        return None if self.observations is None else self.observations.n_rows
+
+    def on_rows(self, rows, scale):
+        """This engine (its draws too) on the ``rows`` of the declared data, their
+        log-likelihood times ``scale``."""
+        return self.with_log_joint(self.observations.log_joint(rows, scale))
+
+    def with_log_joint(self, log_joint):
+        """This engine on another log joint."""
+        return MonteCarlo(log_joint, self.latents, self.n_samples, self.observations)
 
     def expected_log_joint(self, posterior, rng=None):
         return expected_log_joint(self.log_joint, posterior, self.latents, rng, self.n_samples)

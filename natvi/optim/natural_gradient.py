@@ -31,6 +31,7 @@ from natvi.optim.base import (
 )
 from natvi.validation import (
     check_choice,
+    check_flag,
     check_positive_int,
     check_positive_scalar,
 )
@@ -56,8 +57,8 @@ class NaturalGradientState(NamedTuple):
 
 
 def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
-                     schedule="constant", decay=0.6, delay=1.0, max_halvings=40,
-                     max_evaluations=20):
+                     schedule="constant", decay=0.6, delay=1.0, warm_start=False,
+                     max_halvings=40, max_evaluations=20):
     """Natural-gradient optimizer over the natural parameters of each family.
 
     Parameters
@@ -76,6 +77,10 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
         ρ_t = learning_rate, or learning_rate · (t + delay)^(−decay) for stochastic runs.
     decay, delay : float
         Robbins–Monro exponent in (0.5, 1] and offset > 0.
+    warm_start : bool
+        Step by at least 1/(t + 1) (on a stochastic ELBO): the first steps then average
+        the targets η + ∇_μL of the steps so far (for a conjugate factor, the natural
+        parameters each minibatch alone would give), until the schedule's step is larger.
     max_halvings : int
         Halvings of a step that leaves the domain before giving up on it.
     max_evaluations : int
@@ -87,6 +92,7 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
     if schedule == "robbins_monro" and not 0.5 < decay <= 1:
         raise ValueError(f"decay: expected a number in (0.5, 1], got {decay!r}")
     delay = check_positive_scalar(delay, "delay")
+    warm_start = check_flag(warm_start, "warm_start")
     max_halvings = check_positive_int(max_halvings, "max_halvings")
     max_evaluations = check_positive_int(max_evaluations, "max_evaluations")
 
@@ -102,6 +108,8 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
 
     def _scheduled_step(grads, state, params, objective, valid):
         rho = lr if schedule == "constant" else lr * (state.count + delay) ** (-decay)
+        if warm_start:
+            rho = max(rho, 1 / (state.count + 1))
 
         def acceptable(rho):
             new = tree_axpy(rho, grads, params)
@@ -152,7 +160,9 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
             direction, value0, slope, alpha0, max_evaluations)
         return alpha, n_bad, slope
 
-    return Optimizer(init, update, "natural", True, f"ngd({lr:g})", ("objective", "valid"))
+    name = (f"ngd({lr:g}" if schedule == "constant" else f"ngd({lr:g}·(t + {delay:g})^-{decay:g}"
+            ) + (", warm start)" if warm_start else ")")
+    return Optimizer(init, update, "natural", True, name, ("objective", "valid"))
 
 
 def _conjugate(grads, grad, state):
