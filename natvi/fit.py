@@ -43,6 +43,11 @@ DEFAULT_TOL_MINIBATCH = 1e-2
 BURN_IN = 0.1
 #: iterations per window of the stochastic convergence rule
 WINDOW = 50
+#: deterministic fits: where the optimizer finds no ascent below this gain (nats), a plain
+#: natural step judged by the gradient is tried (:meth:`VI._polished`)
+POLISH_GAIN = 1e-6
+#: the ELBO's rounding, relative: a polishing step may lower the ELBO by this much
+ROUNDING = 1e-12
 #: halvings of any step that leaves the domain or makes the ELBO non-finite
 MAX_REJECTIONS = 30
 #: stochastic fits: fresh ELBO evaluations at the averaged iterate for the stationarity test
@@ -238,6 +243,9 @@ class VI:
         if ev is None:  # every halving failed: keep the last good point
             return state._replace(status="diverged")
         moved = any(np.any(params[k] != state.params[k]) for k in params)
+        if not moved and self.deterministic:
+            params, ev, moved = self._polished(state, params, ev)
+            info = info._replace(step_size=1.0) if moved else info
         # the record's evaluations and seconds are filled in once the verdict's own are done
         history = (Record(ev.value, info.step_size * 0.5**halvings, 0, 0.0,
                           halvings + info.rejected), state.history)
@@ -439,6 +447,28 @@ class VI:
 
         rho, halvings = halve(finite, 1.0, MAX_REJECTIONS)
         return (tried["params"], tried["ev"], halvings) if rho else (params, None, halvings)
+
+    def _polished(self, state, params, ev):
+        """(parameters, evaluation, moved) after a plain natural-gradient step of 1 from
+        ``state``, where the optimizer found no ascent with a gain at rounding level (below
+        ``POLISH_GAIN``) but above ``tol``, if the step at least halves the gain and lowers
+        the ELBO by no more than its rounding; else ``params``, ``ev`` and False as they came.
+
+        So close to the optimum, ELBO differences are below the ELBO's rounding and a line
+        search cannot tell ascent from descent, while the gain ½⟨g, F g⟩, from the gradient
+        alone, stays accurate far below it: the step is judged by the gain. Two fits of
+        the same data summed in other orders (chunks, BLAS builds) then end at the same
+        point to the gradient's rounding, not the ELBO's."""
+        gain = state.evaluation.aux["gain"]
+        if (self.optimizer.coordinates != "natural" or not self.optimizer.natural
+                or not self.tol < gain <= POLISH_GAIN):
+            return params, ev, False
+        trial = tree_axpy(1.0, state.evaluation.natural_grad, state.params)
+        new = self._objective(trial)
+        rounding = ROUNDING * abs(state.evaluation.value)
+        if new.aux["gain"] <= 0.5 * gain and new.value >= state.evaluation.value - rounding:
+            return trial, new, True
+        return params, ev, False
 
     def _verdict(self, ev, n_iter, moved):
         """The status of a deterministic fit after iteration ``n_iter``."""

@@ -27,6 +27,7 @@ from natvi.families import (
     LogNormal,
     MeanFieldGaussian,
 )
+from natvi.fit import ROUNDING
 from natvi.model import Latent
 
 RM = {"schedule": "robbins_monro", "decay": 0.7}
@@ -386,7 +387,8 @@ def test_fit_normal_gamma_mixed_families_reaches_mean_field_fixed_point():
 @pytest.mark.parametrize("optimizer", [
     "ngd", natvi.optim.natural_gradient(1.0, line_search=False)], ids=["ngd", "unit-step"])
 def test_closed_form_normal_gamma_converges_to_fixed_point(optimizer):
-    """The same model with closed_form=: a deterministic ELBO that never decreases, ending at
+    """The same model with closed_form=: a deterministic ELBO that never decreases (beyond its
+    rounding, where steps are judged by the gradient: natvi.fit.ROUNDING), ending at
     the CAVI fixed point to 1e-8 (relative, in loc, scale, shape and rate) with the ELBO of
     the fixed point (E log p in closed form + the Normal and Gamma entropies from scipy)."""
     fixed = _ng_coordinate_ascent()
@@ -394,7 +396,8 @@ def test_closed_form_normal_gamma_converges_to_fixed_point(optimizer):
     assert model.deterministic
     result = natvi.fit(model, optimizer, family=_NG_FAMILY, tol=1e-20, max_iter=200)
     assert result.converged
-    assert np.all(np.diff(result.history["elbo"]) >= 0)
+    elbos = result.history["elbo"]
+    assert np.all(np.diff(elbos) >= -ROUNDING * np.abs(elbos[1:]))
     m, tau = result.posterior["m"], result.posterior["tau"]
     np.testing.assert_allclose([m.loc, m.scale, tau.shape, tau.rate],
                                [fixed["m"].loc, fixed["m"].scale, fixed["tau"].shape,
