@@ -61,6 +61,7 @@ def save(path, fit_state, model, families, optimizer_name):
         "seconds": fit_state.seconds,
         "status": fit_state.status,
         "rng_state": fit_state.rng_state,
+        "batch_size": fit_state.batch_size,
     }
     serialization.write(path, KIND, meta, arrays)
 
@@ -211,6 +212,9 @@ def _load(meta, arrays, path, model, families, optimizer_name, opt_template, par
         best=_tree(arrays, "best", keys, params_template, path) if has_best else params,
         best_elbo=_best_elbo(arrays, history, recent),
         checks=_checks(arrays),
+        # checkpoints from before minibatch fits are of fits on all the data
+        batch_size=(serialization.number(meta, "batch_size", **count)
+                    if "batch_size" in meta else 0),
     )
 
 

@@ -194,6 +194,7 @@ class VI:
         self.optimizer = optimizer_for(optimizer, self.engine, self.families)
         self.deterministic = self.engine.deterministic
         self.minibatch = isinstance(self.engine, Minibatch)
+        self._batch_size = self.engine.batch_size if self.minibatch else 0
         if tol is None:
             tol = (DEFAULT_TOL_DETERMINISTIC if self.deterministic else
                    DEFAULT_TOL_MINIBATCH if self.minibatch else DEFAULT_TOL_STOCHASTIC)
@@ -229,9 +230,13 @@ class VI:
         opt_state = self.optimizer.init(params)
         seconds = time.perf_counter() - start
         n_evals = self._objective.n_evals
+        # a minibatch fit's best is measured on full passes: none yet (its start is a
+        # minibatch's estimate, which no full pass may be compared with)
+        best_elbo = -np.inf if self.minibatch else ev.value
         return self._settle(FitState(
             params, opt_state, ev, (Record(ev.value, 0.0, n_evals, seconds, 0), ()), (), 0,
-            n_evals, seconds, "running", self._rng.bit_generator.state, params, ev.value))
+            n_evals, seconds, "running", self._rng.bit_generator.state, params, best_elbo,
+            (), self._batch_size))
 
     def step(self, state):
         """The state after one more iteration (``state`` itself is left as it was)."""
@@ -265,7 +270,8 @@ class VI:
                    state.history)
         return self._settle(FitState(
             params, opt_state, ev, history, recent, state.n_iter + 1, self._objective.n_evals,
-            seconds, status, self._rng.bit_generator.state, best, best_elbo, checks))
+            seconds, status, self._rng.bit_generator.state, best, best_elbo, checks,
+            state.batch_size))
 
     def run(self, state, max_iter=1000, *, callback=None, progress=None, checkpoint=None,
             checkpoint_every=10):
@@ -383,6 +389,15 @@ class VI:
         return self._adopted(state, "init_state", "the state's")
 
     def _adopted(self, state, argument, whose):
+        if state.batch_size != self._batch_size:
+            this = (f"batch_size={self._batch_size}" if self._batch_size
+                    else "all the data (no batch_size)")
+            raise ValueError(
+                f"{argument}: {whose} fit ran on "
+                + (f"minibatches of {state.batch_size} rows" if state.batch_size
+                   else "all the data") + f", this one on {this}: continue it the way it "
+                f"ran, or start from its parameters (vi.run(vi.init(state.params)) with "
+                f"vi = natvi.VI(...) of this fit)")
         try:
             self._rng.bit_generator.state = state.rng_state
         except (ValueError, TypeError, KeyError) as exc:
@@ -516,59 +531,73 @@ class VI:
 
         After :data:`BURN_IN` of a pass, ``recent`` holds the mean of the iterates since;
         after every further pass (n_b iterations, which read every minibatch once, so
-        that their noise cancels in the mean) the mean is evaluated on an exact pass over
+        that their noise cancels in the mean) the mean is evaluated on a full pass over
         the data and added to ``checks``; the best of those means is ``best``. Converged:
-        the ELBO gain of a unit natural-gradient step from the mean, exact, is at most
-        ``tol``. Diverged: the mean's exact ELBO is not finite, or steps were halved in
+        a unit natural-gradient step from the mean would gain at most ``tol`` on the full
+        pass, and the mean's ELBO rose by at most ``tol`` since the pass before (a gain
+        alone understates how far a mean-field q is from its optimum where features are
+        correlated). Diverged: the mean's ELBO is not finite, or steps were halved in
         most of the pass.
         """
         n_iter, window = state.n_iter + 1, self.engine.n_batches
         averaged = n_iter - self.burn_in
         if averaged <= 0:
             return "running", (), state.best, state.best_elbo, state.checks
-        mean = params if averaged == 1 else {
+        mean = params if averaged == 1 or not state.recent else {
             k: m + (params[k] - m) / averaged for k, m in state.recent[0].items()}
         keep = ((mean,), state.best, state.best_elbo, state.checks)
         if averaged % window:
             return ("running", *keep)
         ev = self._exact(mean)
-        checks = (*state.checks, (n_iter, float(ev.value), float(ev.aux["gain"])))
+        value, gain = float(ev.value), float(ev.aux["gain"])
+        checks = (*state.checks, (n_iter, value, gain))
         halved = sum(r.rejected > 0 for r in latest_records(history, window))
-        if not np.isfinite(ev.value) or halved > window // 2:
+        if not np.isfinite(value) or halved > window // 2:
             return ("diverged", *keep[:3], checks)
-        best, best_elbo = keep[1:3]
-        if ev.value > best_elbo or ev.aux["gain"] <= self.tol:
-            best, best_elbo = mean, float(ev.value)
-        return ("converged" if ev.aux["gain"] <= self.tol else "running", (mean,), best,
-                best_elbo, checks)
+        best, best_elbo = (mean, value) if value > state.best_elbo else keep[1:3]
+        settled = bool(state.checks) and abs(value - state.checks[-1][1]) <= self.tol
+        if gain <= self.tol and settled:
+            return "converged", (mean,), mean, value, checks
+        return "running", (mean,), best, best_elbo, checks
 
     def _minibatch_outcome(self, state):
-        """(status, message, exact evaluation returned) at the end of a minibatch fit: at
-        the best mean of iterates measured, else at the mean so far, else at the last
-        iterate."""
-        point = (state.best if state.checks else state.recent[0] if state.recent
-                 else state.params)
-        ev = self._exact(point)
+        """(status, message, full-pass evaluation returned) at the end of a minibatch fit:
+        at the best mean of iterates measured, else at the mean so far, else at the last
+        iterate, else at the start: the first of them whose ELBO is finite."""
+        candidates = [("the best mean iterate measured", state.best)] if state.checks else []
+        candidates += [("the mean iterate so far", r) for r in state.recent[:1]]
+        candidates += [("the last iterate", state.params), ("the starting point", state.best)]
+        for candidate, point in candidates:
+            ev = self._exact(point)
+            if np.isfinite(ev.value):
+                which = candidate
+                break
+        else:
+            posterior = self._exact.posterior_of(state.best)
+            why = posterior is not None and self.model.explain_nonfinite(posterior)
+            raise ValueError("model: the ELBO on all the data is not finite at the starting "
+                             "point nor at any iterate" + (f": {why}" if why else
+                                                            "; check the data"))
         status = "max_iter" if state.status == "running" else state.status
-        n, name = state.n_iter, self.optimizer.name
+        n, name, gain = state.n_iter, self.optimizer.name, ev.aux["gain"]
         passes = (f"{state.n_evals / self.engine.n_batches:.3g} passes over the data in "
                   f"minibatches and {len(state.checks)} full")
         message = {
-            "converged": f"converged after {n} iterations of {name} ({passes}): a unit "
-                         f"natural-gradient step from the mean iterate would gain "
-                         f"{ev.aux['gain']:.2g} nats on a full pass",
+            "converged": f"converged after {n} iterations of {name} ({passes}): from the "
+                         f"mean iterate a unit natural-gradient step would gain {gain:.2g} "
+                         f"nats on a full pass, and its ELBO rose by at most {self.tol:g} "
+                         f"over the last pass",
             "max_iter": f"stopped at max_iter = {n} iterations of {name} ({passes}), not "
-                        f"converged: a unit natural-gradient step from the mean iterate "
-                        f"would gain {ev.aux['gain']:.2g} nats on a full pass; raise "
-                        f"max_iter, or lower the step",
+                        f"converged: a unit natural-gradient step from what is returned "
+                        f"would gain {gain:.2g} nats on a full pass; more iterations lower "
+                        f"what is left of the steps' noise, a smaller step the floor a "
+                        f"constant step leaves",
             "diverged": f"diverged after {n} iterations of {name} ({passes}): steps kept "
-                        f"being halved or the mean iterate's ELBO is not finite; the best "
-                        f"mean iterate measured is returned",
+                        f"being halved or the mean iterate's ELBO is not finite",
             "interrupted": f"interrupted after {n} iterations of {name} ({passes})",
         }[status]
-        if not state.checks:
-            message += "; no pass was averaged yet, the ELBO is at the " + (
-                "mean iterate so far" if state.recent else "last iterate")
+        if status != "converged":
+            message += f"; returned: {which}"
         return status, message, ev
 
     def _stationary(self, params):

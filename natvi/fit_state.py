@@ -61,8 +61,10 @@ class FitState(NamedTuple):
     best, best_elbo : dict, float
         The iterate of the highest ELBO so far, and that ELBO.
     checks : tuple
-        A minibatch fit's exact passes: (iteration, ELBO, gain) at the mean of the
-        iterates after each window (see :meth:`natvi.VI._minibatch_verdict`).
+        A minibatch fit's full passes: (iteration, ELBO, gain) at the mean of the
+        iterates after each pass (see :meth:`natvi.VI._minibatch_verdict`).
+    batch_size : int
+        Rows per minibatch of a minibatch fit, 0 for a fit on all the data.
     """
 
     params: dict
@@ -78,6 +80,7 @@ class FitState(NamedTuple):
     best: dict
     best_elbo: float
     checks: tuple = ()
+    batch_size: int = 0
 
 
 def records(history):

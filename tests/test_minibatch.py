@@ -194,9 +194,9 @@ def test_declared_rows_average_to_the_full_elbo_on_the_same_draws(engine):
 
 
 def test_a_declared_model_fits_on_minibatches_and_keeps_its_pointwise_log_likelihood():
-    model = declared_logistic()
+    model = declared_logistic(20_000)
     full = natvi.fit(model, progress=False)
-    r = natvi.fit(model, batch_size=100, max_iter=1000, progress=False)
+    r = natvi.fit(model, batch_size=200, max_iter=1000, progress=False)
     assert r.status == "converged"
     # the full pass is on the fit's fixed draws: its ELBO is the fixed-draw one
     assert 0 <= full.elbo - r.elbo <= 3 * r.gain + 1e-9
@@ -205,7 +205,7 @@ def test_a_declared_model_fits_on_minibatches_and_keeps_its_pointwise_log_likeli
         assert np.max(np.abs(r.posterior[key].mean() - q.mean()) / sd) < 0.2
     draws = {"b": np.zeros(2), "w": np.zeros((2, 3))}
     np.testing.assert_allclose(model.pointwise_log_likelihood(draws)["y"],
-                               np.full((2, 4000), -np.log(2)))
+                               np.full((2, 20_000), -np.log(2)))
 
 
 @pytest.mark.parametrize(("options", "match"), [
