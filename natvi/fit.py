@@ -379,6 +379,7 @@ class VI:
         opt, ev = self.optimizer, state.evaluation
         extras = {"objective": self._objective if self.deterministic else None,
                   "valid": self._objective.valid,
+                  "step": self._objective.natural_step,
                   "fisher": partial(fisher_product, ev.aux["posterior"])}
         out = opt.update(ev.natural_grad if opt.natural else ev.grad, state.opt_state,
                          state.params, **{k: extras[k] for k in opt.needs})
