@@ -12,7 +12,8 @@ error of a mean (of each Gaussian coordinate: log σ for a log-normal σ) in the
 fit's sds. A second table shows the first step on the GP-like Poisson model.
 
 Run: ``python examples/stable_steps.py`` (about an hour on 2 cores, most of it the
-full-rank random-effects fits; ``--cases`` picks some, ``--max-iter`` caps them).
+full-rank random-effects fits; ``--cases`` picks some, ``--max-iter`` caps them,
+``--first-steps`` prints only the second table).
 """
 
 import argparse
@@ -73,7 +74,7 @@ def compare(name, label, seeds, max_iter):
                          mean_error(result.posterior, reference.posterior), seconds)
         rows.append((seed, row))
         print(f"{name:24s} {label:10s} {seed:4d} " + " | ".join(
-            f"{s:9s} {n:5d} {e:10.2f} {err:9.3g} {t:6.1f}" for s, n, e, err, t in row.values()),
+            f"{s:9s} {n:5d} {e:10.6g} {err:9.3g} {t:6.1f}" for s, n, e, err, t in row.values()),
             flush=True)
     return reference, rows
 
@@ -110,8 +111,8 @@ def summarize(results):
             status = [r[0] for r in runs]
             print(f"{name:24s} {label:10s} {step:9s} "
                   f"{status.count('converged'):5d}/{len(runs):<3d} {status.count('diverged'):8d} "
-                  f"{np.median([r[1] for r in runs]):8.0f} {np.median([r[2] for r in runs]):9.2f} "
-                  f"{reference.elbo:9.2f} {np.median([r[3] for r in runs]):8.3g} "
+                  f"{np.median([r[1] for r in runs]):8.0f} {np.median([r[2] for r in runs]):9.5g} "
+                  f"{reference.elbo:9.5g} {np.median([r[3] for r in runs]):8.3g} "
                   f"{np.max([r[3] for r in runs]):8.3g} {np.median([r[4] for r in runs]):6.1f}")
 
 
@@ -121,8 +122,13 @@ def main():
     parser.add_argument("--cases", type=int, nargs="*", default=None,
                         help="indices into CASES (default: all, then the first steps)")
     parser.add_argument("--max-iter", type=int, default=1000)
+    parser.add_argument("--first-steps", action="store_true",
+                        help="only the first steps on gp_poisson")
     args = parser.parse_args()
     seeds = range(args.seeds)
+    if args.first_steps:
+        first_steps(seeds)
+        return
     cases = CASES if args.cases is None else [CASES[i] for i in args.cases]
     print(f"{'model':24s} {'family':10s} {'seed':>4s} " + " | ".join(
         f"{step:9s} {'iter':>5s} {'ELBO':>10s} {'err (sd)':>9s} {'s':>6s}"

@@ -504,3 +504,17 @@ def test_predictions(tmp_path):
     assert halfway[6] < halfway[3] < halfway[7]  # inside σ of η's interval
     assert re.search(r"PPERSAUT:MKOOPKLA: 12 coefficients \+ intercept, converged", out)
     assert "coef[C(MOSHOOFD)[T.10]]" in out
+
+
+@pytest.mark.slow
+def test_stable_steps_first_steps(tmp_path):
+    """examples/stable_steps.py's second table: on gp_poisson the first Monte Carlo step of
+    the families' positive-definite steps is taken whole (ρ = 0.1, nothing halved) for
+    both families; the plain full-rank step is halved."""
+    out = _run("stable_steps.py", "--first-steps", "--seeds", "1", cwd=tmp_path)
+    lines = [line.replace("PD (BLR)", "PD").split() for line in out.splitlines()
+             if line.startswith(("mean-field", "full-rank"))]
+    rows = {tuple(fields[:2]): fields[3:5] for fields in lines}
+    assert rows[("mean-field", "PD")] == ["0.1", "0"]
+    assert rows[("full-rank", "PD")] == ["0.1", "0"]
+    assert int(rows[("full-rank", "plain")][1]) > 0
