@@ -1,6 +1,6 @@
 """Natural steps on a stochastic ELBO: the plain η + ρ∇_μ L against the Gaussians' own
 ``natural_step``, whose precisions stay positive definite by construction (the Bayesian
-learning rule's correction, Lin, Schmidt & Khan, ICML 2020, where a precision falls).
+learning rule's step, Lin, Schmidt & Khan, ICML 2020).
 
 On ``engine="monte_carlo"`` (fresh draws every step) with natvi's stochastic default,
 ``natural_gradient(0.1)``, for seeds 0–9: the random-effects Poisson model of issue 14,

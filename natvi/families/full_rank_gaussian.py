@@ -490,19 +490,15 @@ class FullRankGaussian(ExponentialFamily):
     @staticmethod
     def natural_step(eta, grad, rho):
         """Natural parameters after a step of size ``rho`` along ``grad`` = ∇_μ L from
-        ``eta`` (both ``(*batch, d + d²)``) that keeps the precision positive definite.
+        ``eta`` (both ``(*batch, d + d²)``) that keeps the precision positive definite: the
+        Bayesian learning rule's step of Lin, Schmidt & Khan (ICML 2020).
 
         With precision S = −2η₂ = LLᵀ, mean m, precision part G = −2 sym(∇_μ₂L) of the step
-        (the plain step gives S + ρG) and ∇_m L = ∇_μ₁L − Gm: in the eigenbasis U of the
-        whitened step L⁻¹(ρG)L⁻ᵀ = U diag(x) Uᵀ, S′ = LU diag(r(x)) UᵀLᵀ with r(x) = 1 + x
-        for x ≥ 0 (the plain step) and r(x) = 1 + x + x²/2 = ½(1 + (1 + x)²) ≥ ½ for x < 0,
-        the correction of the Bayesian learning rule (Lin, Schmidt & Khan, ICML 2020) on
-        the directions where the precision falls; so S′ ⪰ ½S for every ρ. Then
-        m′ = m + ρS′⁻¹∇_m L, so η′ = (S′m + ρ∇_m L, −½S′). To first order in ρ this is the
-        plain η + ρ∇_μ L (η′ with S′ = S + ρG). See
-        :meth:`natvi.families.MeanFieldGaussian.natural_step` for why the growing
-        directions are left uncorrected. Where S has no Cholesky factor (η outside the
-        domain) the plain step is returned.
+        (the plain step is S + ρG) and ∇_m L = ∇_μ₁L − Gm:
+        S′ = S + ρG + ½ρ²GS⁻¹G = ½(S + VᵀV) with V = L⁻¹(S + ρG), positive definite for
+        every ρ, and m′ = m + ρS′⁻¹∇_m L, so η′ = (S′m + ρ∇_m L, −½S′). To first order in ρ
+        this is the plain η + ρ∇_μ L (which is η′ with S′ = S + ρG). Where S has no
+        Cholesky factor (η outside the domain) the plain step is returned.
         """
         d = _dim_of(eta.shape[-1])
         e1, e2 = _split(np.asarray(eta, dtype=float), d)
@@ -511,11 +507,8 @@ class FullRankGaussian(ExponentialFamily):
         chol, ok = _cholesky(prec)
         loc = _solve_lower(chol, _solve_lower(chol, e1[..., None]), trans=1)[..., 0]
         g = -2 * _sym(g2)
-        half = _solve_lower(chol, rho * g)  # L⁻¹ρG
-        x, basis = np.linalg.eigh(_sym(_t(_solve_lower(chol, _t(half)))))  # L⁻¹ρGL⁻ᵀ
-        r = np.where(x < 0, 0.5 * (1 + (1 + x) ** 2), 1 + x)
-        root = chol @ basis
-        new = _sym((root * r[..., None, :]) @ _t(root))
+        v = _solve_lower(chol, prec + rho * g)
+        new = _sym(0.5 * (prec + _t(v) @ v))
         stepped = _pack(_mv(new, loc) + rho * (g1 - _mv(g, loc)), -0.5 * new)
         return np.where(ok[..., None], stepped, eta + rho * grad)
 

@@ -150,24 +150,21 @@ class MeanFieldGaussian(ExponentialFamily):
     @staticmethod
     def natural_step(eta, grad, rho):
         """Natural parameters after a step of size ``rho`` along ``grad`` = ∇_μ L from
-        ``eta`` (both ``(*batch, 2)``) that keeps every precision positive, elementwise.
+        ``eta`` (both ``(*batch, 2)``) that keeps every precision positive: the Bayesian
+        learning rule's step of Lin, Schmidt & Khan (ICML 2020), elementwise.
 
         With precision s = −2η₂, mean m, precision part g = −2∇_μ₂L of the step (the plain
-        step gives s + ρg) and ∇_m L = ∇_μ₁L − g·m: where ρg ≥ 0, s′ = s + ρg (the plain
-        step); where ρg < 0, s′ = s + ρg + ρ²g²/(2s) = ½s + ½(s + ρg)²/s ≥ ½s, the
-        correction of the Bayesian learning rule (Lin, Schmidt & Khan, ICML 2020). Then
-        m′ = m + ρ∇_m L/s′, so η′ = (s′m + ρ∇_m L, −½s′). To first order in ρ this is the
-        plain η + ρ∇_μ L (η′ with s′ = s + ρg), and at a stationary point both stay put.
-        The rule corrects growing precisions too; that inflates them where the step is
-        large (from a start far below the posterior precision), so it is applied only
-        where the precision falls.
+        step is s + ρg) and ∇_m L = ∇_μ₁L − g·m:
+        s′ = s + ρg + ρ²g²/(2s) = ½s + ½(s + ρg)²/s > 0 for every ρ, and m′ = m + ρ∇_m L/s′,
+        so η′ = (s′m + ρ∇_m L, −½s′). To first order in ρ this is the plain η + ρ∇_μ L
+        (which is η′ with s′ = s + ρg); at a stationary point (∇_μ L = 0) both stay put.
         """
         prec = -2 * eta[..., 1]
         loc = eta[..., 0] / prec
         g = -2 * grad[..., 1]
         grad_loc = grad[..., 0] - g * loc
         plain = prec + rho * g
-        new = np.where(rho * g < 0, 0.5 * (prec + plain * (plain / prec)), plain)
+        new = 0.5 * (prec + plain * (plain / prec))
         return np.stack([new * loc + rho * grad_loc, -0.5 * new], axis=-1)
 
     # ---- densities and divergences -------------------------------------------
