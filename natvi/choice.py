@@ -71,7 +71,8 @@ def default_natural_gradient(engine, families):
     schedules 0.5 (t + 1)^−0.7 and 0.1 (t + 10)^−0.55 on eight schools (centered and not)
     and on normal and Student-t models of Newcomb's data: the decaying schedules stalled
     far from the optimum, and a first step of 0.5 overshot by ten orders of magnitude in
-    the ELBO.
+    the ELBO. Each factor takes its family's ``natural_step`` there (for Gaussians, one
+    whose precision stays positive definite; examples/stable_steps.py).
     """
     if not engine.deterministic:
         return natural_gradient(0.1)
