@@ -11,6 +11,7 @@ window); the ELBO gap of its last iterate is measured on the side at every quart
 file and from Dask chunks.
 
     python examples/minibatch.py [--rows 1e7] [--batch 10000] [--dir DIR] [--no-plot]
+    python examples/minibatch.py --steps      # the steps behind the default, on 10⁶ rows
 
 Prints the tables and saves docs/images/minibatch.png.
 """
@@ -117,6 +118,30 @@ def section_passes(prefix, batch, plot):
                    if not name.startswith("Adam") or name == best})
 
 
+def section_steps(prefix, batch):
+    """The gap of the mean iterate after each pass, for constant steps c = k / n_b and
+    Robbins–Monro steps c (1 + t/n_b)^−κ: the measurements behind the default."""
+    X, y = np.load(prefix + "X.npy"), np.load(prefix + "y.npy")
+    model = LogisticRegression(X, y)
+    n_b = -(-X.shape[0] // batch)
+    optimum = natvi.fit(model, family=natvi.MeanFieldGaussian, progress=False).elbo
+    print(f"\n## steps on {X.shape[0]:.0e} rows, {n_b} minibatches per pass: the mean "
+          f"iterate's gap (nats) after each pass\n")
+    print(f"{'step':34} {'pass 1':>9} {'pass 2':>9} {'pass 3':>9} {'pass 4':>9}")
+    runs = [(f"constant c = {k}/n_b", {"learning_rate": min(1.0, k / n_b)})
+            for k in (10, 20, 40, 80)]
+    runs += [(f"c = {k}/n_b, (1 + t/n_b)^-{kappa}",
+              {"learning_rate": min(1.0, k / n_b) * n_b**kappa, "schedule": "robbins_monro",
+               "decay": kappa, "delay": float(n_b)}) for k, kappa in ((20, 1.0), (40, 0.6))]
+    for name, options in runs:
+        optimizer = natvi.optim.natural_gradient(warm_start=True, family_steps=False,
+                                                 **options)
+        r = natvi.fit(model, optimizer, family=natvi.MeanFieldGaussian, seed=0,
+                      batch_size=batch, tol=0.0, max_iter=int(4.2 * n_b), progress=False)
+        gaps = [f"{optimum - elbo:9.3g}" for _, elbo, _ in r.state.checks]
+        print(f"{name:34} {' '.join(gaps)}")
+
+
 def section_sources(prefix, batch):
     X_file, y_file = prefix + "X.npy", prefix + "y.npy"
     print("\n## the same minibatch fit from memory, from a memory-mapped file and from Dask "
@@ -175,6 +200,8 @@ def main():
     parser.add_argument("--batch", type=int, default=BATCH, help="rows per minibatch")
     parser.add_argument("--dir", default=None, help="where the data files go")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--steps", action="store_true",
+                        help="only the comparison of steps, on min(rows, 1e6) rows")
     args = parser.parse_args()
 
     directory = args.dir or tempfile.mkdtemp(prefix="natvi-minibatch-")
@@ -182,6 +209,10 @@ def main():
     print(f"natvi {natvi.__version__}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f} at the start")
     try:
+        if args.steps:
+            section_steps(make_npy(directory, min(int(float(args.rows)), 1_000_000), 20),
+                          args.batch if args.batch != BATCH else 1000)
+            return
         section_passes(make_npy(directory, int(float(args.rows)), 20), args.batch,
                        not args.no_plot)
         section_sources(make_npy(directory, min(int(float(args.rows)), 1_000_000), 20),

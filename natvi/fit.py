@@ -100,11 +100,14 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
     batch_size : int, optional
         Stochastic natural gradients on minibatches of this many rows
         (:class:`natvi.engines.Minibatch`; Hoffman et al. 2013), for a model whose data
-        term is a sum over rows (the GLMs of ``natvi.models``, in memory, on disk or in
-        Dask). Each iteration reads one minibatch, the mean of the iterates over each pass
-        after the first tenth is evaluated on an exact pass over the data, and the result
-        is the best of those means, with its exact ELBO. By default the natural gradient
-        steps by max(0.05, 1/(t + 1)).
+        term is a sum over rows: the logistic, probit, Poisson and ARD regressions of
+        ``natvi.models`` (in memory, on disk or in Dask) and a ``natvi.Model`` given
+        ``log_prior``, ``log_likelihood`` and ``data``. Each iteration reads one
+        minibatch (the history's ELBOs are its scaled estimates); after the first tenth
+        of a pass the iterates are averaged, their mean is evaluated on a full pass after
+        every pass, and the result is the best of those means, with its full-pass ELBO.
+        By default the natural gradient steps by max(1/(t + 1), min(1, 20/n_b)) for n_b
+        minibatches per pass (see :func:`natvi.choice.default_natural_gradient`).
     callback : callable, optional
         Called as ``callback(iteration, elbo, posterior)`` after every step.
     progress : bool, optional
@@ -441,6 +444,9 @@ class VI:
         opt, ev = self.optimizer, state.evaluation
         extras = {"objective": self._objective if self.deterministic else None,
                   "valid": self._objective.valid,
+                  # none on minibatches, whose Gaussian targets are positive definite:
+                  # there the positive-definite step only inflates the first precisions
+                  "step": None if self.minibatch else self._objective.natural_step,
                   "fisher": partial(fisher_product, ev.aux["posterior"])}
         out = opt.update(ev.natural_grad if opt.natural else ev.grad, state.opt_state,
                          state.params, **{k: extras[k] for k in opt.needs})

@@ -5,7 +5,8 @@ the fit's engine for the ELBO and ∇_μ L, and returns an
 :class:`natvi.optim.Evaluation` with the Euclidean gradient in the optimizer's
 coordinates and the gain of a unit natural-gradient step. It also gives the extras an
 optimizer may declare: it is itself the ``objective``, :meth:`Objective.valid` is
-``valid``, and :func:`fisher_product` at the current point is ``fisher``.
+``valid``, :meth:`Objective.natural_step` is ``step``, and :func:`fisher_product` at the
+current point is ``fisher``.
 """
 
 from collections import OrderedDict
@@ -68,6 +69,12 @@ class Objective:
     def valid(self, params):
         """Whether ``params`` lie inside every family's domain."""
         return self.posterior_of(params) is not None
+
+    def natural_step(self, params, grads, rho):
+        """{factor key: η′}: natural parameters ``params`` after a natural-gradient step of
+        size ``rho`` along ``grads`` = ∇_μ L, each factor's by its family's
+        :meth:`~natvi.families.base.ExponentialFamily.natural_step`."""
+        return {k: self.families[k].natural_step(p, grads[k], rho) for k, p in params.items()}
 
     def remember(self, params, evaluation):
         """Remember ``evaluation`` (of a checkpoint or an earlier state) at ``params``, its

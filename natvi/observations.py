@@ -8,8 +8,6 @@ log p(z) + (N / B) Σ_{i in the minibatch} log p(xᵢ | z) (as :class:`natvi.eng
 scales it), and the pointwise log-likelihood for LOO comes with it.
 """
 
-import numbers
-
 import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
@@ -77,7 +75,14 @@ def checked_data(data):
     for name, value in data.items():
         if not isinstance(name, str):
             raise ValueError(f"data: names must be strings, got {name!r}")
-        arr = np.asarray(value)
+        if np.ma.isMaskedArray(value) and np.ma.is_masked(value):
+            raise ValueError(f"data[{name!r}]: has masked entries; drop those rows or fill "
+                             f"them")
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"data[{name!r}]: could not make an array of it ({exc}); give "
+                             f"one row per observation, all rows of one shape") from None
         if arr.dtype.kind == "b":
             arr = arr.astype(np.int64)
         if arr.dtype.kind not in "fiu":
@@ -94,6 +99,6 @@ def checked_data(data):
                              f"data[{next(iter(data))!r}] has {n}: every array needs one "
                              f"row per observation")
         out[name] = arr
-    if not isinstance(n, numbers.Integral) or n < 2:
+    if n < 2:
         raise ValueError(f"data: expected at least 2 rows, got {n}")
     return out

@@ -525,3 +525,16 @@ def test_minibatch_example(tmp_path):
             if line.startswith(("memory ", "memmap ", "dask "))}
     assert elbo["memmap"] == pytest.approx(elbo["dask"], rel=1e-12, abs=0)
     assert abs(elbo["memory"] - elbo["memmap"]) < 1.0  # other minibatches, the same fit
+
+
+def test_stable_steps_first_steps(tmp_path):
+    """examples/stable_steps.py's second table: on gp_poisson the first Monte Carlo step of
+    the families' positive-definite steps is taken whole (ρ = 0.1, nothing halved) for
+    both families; the plain full-rank step is halved."""
+    out = _run("stable_steps.py", "--first-steps", "--seeds", "1", cwd=tmp_path)
+    lines = [line.replace("PD (BLR)", "PD").split() for line in out.splitlines()
+             if line.startswith(("mean-field", "full-rank"))]
+    rows = {tuple(fields[:2]): fields[3:5] for fields in lines}
+    assert rows[("mean-field", "PD")] == ["0.1", "0"]
+    assert rows[("full-rank", "PD")] == ["0.1", "0"]
+    assert int(rows[("full-rank", "plain")][1]) > 0

@@ -334,6 +334,26 @@ def test_natural_step_is_invariant_to_reparameterization(case):
     assert spread(euc2) > spread(euc1) * (eps2 / eps1) * 0.3
 
 
+@each_case
+def test_family_natural_step_is_the_natural_step_to_first_order(case):
+    """``natural_step(η, g, ρ)`` is η at ρ = 0 and has derivative g = ∇_μ L there: the
+    plain step η + ρg, or one that differs from it at O(ρ²), so that the error of the
+    difference quotient falls tenfold with ρ."""
+    spec, cls, q = case.spec, case.spec.cls, case.family()
+    eta = q.natural
+    grad = spec.project(autograd.grad(objective)(q.mean_params))
+    assert_allclose(cls.natural_step(eta, grad, 0.0), eta, rtol=1e-12, atol=1e-12)
+    h = 1e-4 / max(1.0, float(np.max(np.abs(grad) / (np.abs(eta) + 1))))
+
+    def error(rho):
+        slope = (cls.natural_step(eta, grad, rho) - eta) / rho
+        return float(np.max(np.abs(slope - grad)) / np.max(np.abs(grad)))
+
+    assert error(h / 10) < 1e-3
+    assert error(h / 10) <= 0.2 * error(h) + 1e-6
+    assert np.all(cls.in_domain(cls.natural_step(eta, grad, h)))
+
+
 # ---- densities, moments and entropy against references -------------------------------------
 @each_case
 def test_log_prob_moments_and_entropy_match_reference(case):

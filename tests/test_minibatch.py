@@ -98,7 +98,7 @@ def test_the_default_step_is_twenty_passes_worth():
         vi = natvi.VI(model, batch_size=batch_size)
         assert vi.engine.n_batches == n_b
         step = min(MINIBATCH_STEP_MAX, MINIBATCH_STEP_PASSES / n_b)
-        assert vi.optimizer.name == f"ngd({step:g}, warm start)"
+        assert vi.optimizer.name == f"ngd({step:g}, warm start, plain steps)"
 
 
 def test_a_frozen_minibatch_fit_is_not_converged():

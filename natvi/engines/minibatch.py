@@ -5,19 +5,21 @@ its sum over one of n_b minibatches, a partition of the rows; the prior's expect
 the entropy stay whole. With the minibatch drawn uniformly from the partition, the
 estimate and its natural gradient are unbiased.
 
-The partition: with X in memory, strided rows (minibatch k holds rows k, k + n_b,
+The partition: n_b = ⌈N/B⌉ minibatches of N/n_b rows each, B or a few fewer (rounded
+down or up). With X in memory they are strided rows (minibatch k holds rows k, k + n_b,
 k + 2n_b, …), which spread each minibatch over the whole data whatever its order; with X
-memory-mapped from a file or in ``dask.array`` chunks, contiguous blocks of B rows, which
-are read sequentially. (Rows stored in an order, such as sorted by y, should then be
-shuffled once on disk: blocks of them give unbiased but noisy estimates.)
+memory-mapped from a file or in ``dask.array`` chunks, contiguous blocks, which are read
+sequentially. (Rows stored in an order, such as sorted by y, should then be shuffled once
+on disk: blocks of them give unbiased but noisy estimates.)
 
 The order: the n_b minibatches in one random permutation fixed by the fit's seed, repeated.
 Every n_b consecutive evaluations then see every row exactly once, so over such a window
 the minibatches' noise cancels in the sum of the gradients, and the mean of a window's
-iterates is far closer to the optimum than any iterate: :class:`natvi.VI` averages iterates
-over whole windows. (Drawn with replacement, the noise left in a mean of K steps is of order
-D N / (2 K B) nats of ELBO for D parameters: one pass of a 10⁷-row, 21-parameter fit would
-stay ~10 nats from its optimum.)
+iterates is far closer to the optimum than any iterate: :class:`natvi.VI` keeps the mean
+of the iterates after a burn-in and measures it after every pass (a halved step reads one
+more minibatch and shifts the window by one). Drawn with replacement instead, the noise
+left in a mean of K steps would be of order D N / (2 K B) nats of ELBO for D parameters:
+one pass of a 10⁷-row, 21-parameter fit would stay ~10 nats from its optimum.
 """
 
 import numpy as np
@@ -37,7 +39,7 @@ class Minibatch(Engine):
         ``"blocks"``) and give the engine of some rows with its data term scaled
         (``on_rows(rows, scale)``), as :class:`natvi.engines.GLMQuadrature` does.
     batch_size : int
-        Rows per minibatch, B < N.
+        Rows per minibatch, B < N (n_b = ⌈N/B⌉ minibatches of N/n_b rows each).
     seed : int or None
         Seed of the order of the minibatches. None (a model's engine before a fit): each
         evaluation picks a minibatch at random from the generator it is given.
@@ -53,10 +55,10 @@ class Minibatch(Engine):
         if isinstance(full, Minibatch):
             raise ValueError("batch_size: the engine takes minibatches already")
         if getattr(full, "n_rows", None) is None:
-            raise ValueError(f"batch_size: minibatches need a model whose data term is a sum "
-                             f"over rows it declares (a GLM of natvi.models, or a "
-                             f"natvi.Model with log_prior, log_likelihood and data); this "
-                             f"model's engine, {type(full).__name__}, has none")
+            raise ValueError("batch_size: minibatches need a model whose data term is a sum "
+                             "over rows it declares: the logistic, probit, Poisson and ARD "
+                             "regressions of natvi.models, or a natvi.Model given log_prior, "
+                             "log_likelihood and data; this model declares none")
         n = full.n_rows
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if self.batch_size >= n:
@@ -85,7 +87,7 @@ class Minibatch(Engine):
         n, n_b = self.full.n_rows, self.n_batches
         if self.full.row_access == "strided":
             return slice(k, n, n_b)
-        return slice(k * self.batch_size, min((k + 1) * self.batch_size, n))
+        return slice(k * n // n_b, (k + 1) * n // n_b)  # evenly sized, as the strided ones
 
     def expected_log_joint(self, posterior, rng=None):
         if self.order is None:

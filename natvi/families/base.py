@@ -198,6 +198,18 @@ class ExponentialFamily:
         """F(η)⁻¹ v for ``v`` of shape ``(*batch, k)``: turns ∇_η into ∇_μ."""
         return np.linalg.solve(self.fisher(), v[..., None])[..., 0]
 
+    @staticmethod
+    def natural_step(eta, grad, rho):
+        """Natural parameters after a natural-gradient step of size ``rho`` from ``eta`` along
+        ``grad`` = ∇_μ L (both of shape ``(*batch, k)``).
+
+        Here the plain step η + ρ∇_μ L, which may leave the domain (the optimizer then
+        halves ρ). A family may override it with a step that equals the plain one to first
+        order in ρ but stays in the domain for every ρ: the Gaussians' keeps the precision
+        positive definite (:meth:`natvi.families.MeanFieldGaussian.natural_step`).
+        """
+        return eta + rho * grad
+
     def log_prob(self, z):
         """log q(z), broadcasting ``z`` of shape ``(..., *batch, *event_shape)``."""
         z = np.asarray(z, dtype=float)

@@ -486,6 +486,32 @@ class FullRankGaussian(ExponentialFamily):
         f = np.moveaxis(columns, 0, -1)
         return 0.5 * (f + _t(f))
 
+    # ---- natural-gradient steps ------------------------------------------------
+    @staticmethod
+    def natural_step(eta, grad, rho):
+        """Natural parameters after a step of size ``rho`` along ``grad`` = ∇_μ L from
+        ``eta`` (both ``(*batch, d + d²)``) that keeps the precision positive definite: the
+        Bayesian learning rule's step of Lin, Schmidt & Khan (ICML 2020).
+
+        With precision S = −2η₂ = LLᵀ, mean m, precision part G = −2 sym(∇_μ₂L) of the step
+        (the plain step is S + ρG) and ∇_m L = ∇_μ₁L − Gm:
+        S′ = S + ρG + ½ρ²GS⁻¹G = ½(S + VᵀV) with V = L⁻¹(S + ρG), positive definite for
+        every ρ, and m′ = m + ρS′⁻¹∇_m L, so η′ = (S′m + ρ∇_m L, −½S′). To first order in ρ
+        this is the plain η + ρ∇_μ L (which is η′ with S′ = S + ρG). Where S has no
+        Cholesky factor (η outside the domain) the plain step is returned.
+        """
+        d = _dim_of(eta.shape[-1])
+        e1, e2 = _split(np.asarray(eta, dtype=float), d)
+        g1, g2 = _split(np.asarray(grad, dtype=float), d)
+        prec = -2 * _sym(e2)
+        chol, ok = _cholesky(prec)
+        loc = _solve_lower(chol, _solve_lower(chol, e1[..., None]), trans=1)[..., 0]
+        g = -2 * _sym(g2)
+        v = _solve_lower(chol, prec + rho * g)
+        new = _sym(0.5 * (prec + _t(v) @ v))
+        stepped = _pack(_mv(new, loc) + rho * (g1 - _mv(g, loc)), -0.5 * new)
+        return np.where(ok[..., None], stepped, eta + rho * grad)
+
     # ---- densities and divergences -------------------------------------------
     def log_base_measure(self, z):
         z = np.asarray(z, dtype=float)

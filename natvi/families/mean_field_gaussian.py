@@ -146,6 +146,27 @@ class MeanFieldGaussian(ExponentialFamily):
         return np.stack([times(lam + 2 * e1**2, a) + times(off, b),
                          times(off, a) + times(0.5 * lam**2, b)], axis=-1)
 
+    # ---- natural-gradient steps ------------------------------------------------
+    @staticmethod
+    def natural_step(eta, grad, rho):
+        """Natural parameters after a step of size ``rho`` along ``grad`` = ∇_μ L from
+        ``eta`` (both ``(*batch, 2)``) that keeps every precision positive: the Bayesian
+        learning rule's step of Lin, Schmidt & Khan (ICML 2020), elementwise.
+
+        With precision s = −2η₂, mean m, precision part g = −2∇_μ₂L of the step (the plain
+        step is s + ρg) and ∇_m L = ∇_μ₁L − g·m:
+        s′ = s + ρg + ρ²g²/(2s) = ½s + ½(s + ρg)²/s > 0 for every ρ, and m′ = m + ρ∇_m L/s′,
+        so η′ = (s′m + ρ∇_m L, −½s′). To first order in ρ this is the plain η + ρ∇_μ L
+        (which is η′ with s′ = s + ρg); at a stationary point (∇_μ L = 0) both stay put.
+        """
+        prec = -2 * eta[..., 1]
+        loc = eta[..., 0] / prec
+        g = -2 * grad[..., 1]
+        grad_loc = grad[..., 0] - g * loc
+        plain = prec + rho * g
+        new = 0.5 * (prec + plain * (plain / prec))
+        return np.stack([new * loc + rho * grad_loc, -0.5 * new], axis=-1)
+
     # ---- densities and divergences -------------------------------------------
     def log_base_measure(self, z):
         return np.full(np.shape(z), -0.5 * _LOG_2PI)

@@ -2,8 +2,8 @@
 
 z = g⁻¹(x) with x ~ N(loc, scale²) per element. In z the family is still
 exponential, q(z) = h(z) exp(η·T(z) − A(η)) with T(z) = (g(z), g(z)²) and
-h(z) = (2π)^(−½) / |dz/dx|, so η, μ, A, the Fisher information, KL and the
-unconstrained coordinates are those of the Gaussian variable x: a transformed family
+h(z) = (2π)^(−½) / |dz/dx|, so η, μ, A, the Fisher information, KL, the natural
+steps and the unconstrained coordinates are those of the Gaussian variable x: a transformed family
 holds that :class:`MeanFieldGaussian` and hands those questions to it. Only the
 densities, entropy and moments of z change.
 """
@@ -88,6 +88,7 @@ class TransformedGaussian(ExponentialFamily):
     mean_from_natural = staticmethod(MeanFieldGaussian.mean_from_natural)
     natural_from_mean = staticmethod(MeanFieldGaussian.natural_from_mean)
     in_domain = staticmethod(MeanFieldGaussian.in_domain)
+    natural_step = staticmethod(MeanFieldGaussian.natural_step)
 
     @classmethod
     def standard(cls, shape, categories=None):

@@ -10,8 +10,15 @@ An optimizer is ``Optimizer(init, update, coordinates, natural, name, needs)``:
   ``info`` is an :class:`Info`, the step's facts (step size taken, trial steps rejected);
 - ``extras`` are only those named in ``needs``: ``"objective"``, a line-search oracle
   params → :class:`Evaluation`, given only on a deterministic ELBO (None otherwise);
-  ``"valid"``, params → bool (inside every family's domain); and ``"fisher"``,
-  {key: (n, *shape)} → {key: F v}, the Fisher products of the families at ``params``.
+  ``"valid"``, params → bool (inside every family's domain); ``"step"``,
+  (params, grads, ρ) → params after a natural-gradient step of size ρ along the natural
+  gradients ``grads``, each factor's by its family's ``natural_step`` (η + ρ∇_μ L, or for
+  Gaussians a step that keeps the precision positive definite; natural coordinates only;
+  None on minibatches, where the plain step is taken: measured on a 20,000-row logistic
+  model in minibatches of 200, the positive-definite step's first steps inflated the
+  precision and the mean iterate's gain grew from 105 to 351 nats over five passes);
+  and ``"fisher"``, {key: (n, *shape)} → {key: F v}, the Fisher products of the families
+  at ``params``.
 
 Parameters, gradients and updates are dicts {factor key: ndarray}. Every step that may
 be rejected (it leaves a domain, makes the ELBO non-finite, or does not ascend) is
@@ -24,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 #: the extras an update may declare in ``needs``
-EXTRAS = ("objective", "valid", "fisher")
+EXTRAS = ("objective", "valid", "step", "fisher")
 
 
 class Optimizer(NamedTuple):

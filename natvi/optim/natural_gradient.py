@@ -12,7 +12,12 @@ conjugate in the Fisher metric (Riemannian conjugate gradient, Polak–Ribière+
 as in Honkela et al. 2010, JMLR 11), which removes the Jacobi zig-zag. The
 first step, and every restart, is the plain natural gradient with ρ =
 ``learning_rate``. On a stochastic ELBO the step follows a schedule and is
-halved whenever it would leave a family's domain.
+halved whenever it would leave a family's domain. There each family takes its own
+natural step (the extra ``step``, :meth:`ExponentialFamily.natural_step
+<natvi.families.base.ExponentialFamily.natural_step>`): for Gaussian factors the
+Bayesian learning rule's step (Lin, Schmidt & Khan 2020), whose precision stays positive
+definite however noisy the Monte Carlo curvature, so that a step is never halved for
+leaving the domain.
 """
 
 from typing import NamedTuple
@@ -58,7 +63,7 @@ class NaturalGradientState(NamedTuple):
 
 def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
                      schedule="constant", decay=0.6, delay=1.0, warm_start=False,
-                     max_halvings=40, max_evaluations=20):
+                     max_halvings=40, max_evaluations=20, family_steps=True):
     """Natural-gradient optimizer over the natural parameters of each family.
 
     Parameters
@@ -85,6 +90,11 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
         Halvings of a step that leaves the domain before giving up on it.
     max_evaluations : int
         ELBO evaluations one line search may make.
+    family_steps : bool
+        On a stochastic ELBO, step each factor by its family's ``natural_step`` (for
+        Gaussians, one whose precision stays positive definite for every ρ); False takes
+        the plain η + ρ∇_μ L there too. A deterministic ELBO always takes the plain step,
+        which at ρ = 1 is the exact coordinate update of a conjugate factor.
     """
     lr = check_positive_scalar(learning_rate, "learning_rate")
     schedule = check_choice(schedule, "schedule", _SCHEDULES)
@@ -95,31 +105,36 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
     warm_start = check_flag(warm_start, "warm_start")
     max_halvings = check_positive_int(max_halvings, "max_halvings")
     max_evaluations = check_positive_int(max_evaluations, "max_evaluations")
+    family_steps = check_flag(family_steps, "family_steps")
 
     def init(params):
         zeros = tree_zeros_like(params)
         return NaturalGradientState(np.zeros((), int), np.asarray(lr), zeros, zeros, zeros,
                                     np.asarray(0.0))
 
-    def update(grads, state, params, *, objective=None, valid=None):
+    def update(grads, state, params, *, objective=None, valid=None, step=None):
         if objective is not None and line_search:
             return _line_search_step(grads, state, params, objective)
-        return _scheduled_step(grads, state, params, objective, valid)
+        return _scheduled_step(grads, state, params, objective, valid, step)
 
-    def _scheduled_step(grads, state, params, objective, valid):
+    def _scheduled_step(grads, state, params, objective, valid, step):
         rho = lr if schedule == "constant" else lr * (state.count + delay) ** (-decay)
         if warm_start:
             rho = max(rho, 1 / (state.count + 1))
+        # Families' own steps on a stochastic ELBO only: on a deterministic one the plain
+        # step of 1 is a conjugate factor's exact coordinate update.
+        move = step if objective is None and family_steps and step else _plain_step
 
         def acceptable(rho):
-            new = tree_axpy(rho, grads, params)
+            new = move(params, grads, rho)
             if objective is not None:  # deterministic: never go downhill (nor leave the domain)
                 return objective(new).value >= objective(params).value
             return valid is None or valid(new)
 
         rho, rejected = halve(acceptable, rho, max_halvings)
-        step = tree_map(lambda g: rho * g, grads)
-        return step, state._replace(count=state.count + 1, step_size=np.asarray(rho)), \
+        updates = (tree_map(np.subtract, move(params, grads, rho), params) if rho
+                   else tree_zeros_like(params))
+        return updates, state._replace(count=state.count + 1, step_size=np.asarray(rho)), \
             Info(rho, rejected)
 
     def _line_search_step(grads, state, params, objective):
@@ -160,9 +175,14 @@ def natural_gradient(learning_rate=1.0, *, line_search=True, conjugate=True,
             direction, value0, slope, alpha0, max_evaluations)
         return alpha, n_bad, slope
 
-    name = (f"ngd({lr:g}" if schedule == "constant" else f"ngd({lr:g}·(t + {delay:g})^-{decay:g}"
-            ) + (", warm start)" if warm_start else ")")
-    return Optimizer(init, update, "natural", True, name, ("objective", "valid"))
+    name = (f"ngd({lr:g}" + (", warm start" if warm_start else "")
+            + ("" if family_steps else ", plain steps") + ")")
+    return Optimizer(init, update, "natural", True, name, ("objective", "valid", "step"))
+
+
+def _plain_step(params, grads, rho):
+    """η + ρ∇_μ L, leafwise."""
+    return tree_axpy(rho, grads, params)
 
 
 def _conjugate(grads, grad, state):
