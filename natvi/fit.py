@@ -540,10 +540,11 @@ class VI:
         that their noise cancels in the mean) the mean is evaluated on a full pass over
         the data and added to ``checks``; the best of those means is ``best``. Converged:
         a unit natural-gradient step from the mean would gain at most ``tol`` on the full
-        pass, and the mean's ELBO rose by at most ``tol`` since the pass before (a gain
-        alone understates how far a mean-field q is from its optimum where features are
-        correlated). Diverged: the mean's ELBO is not finite, or steps were halved in
-        most of the pass.
+        pass, and what the mean's ELBO is still to gain, extrapolated from its last rises
+        (:func:`_still_to_gain`), is at most ``tol`` too: a gain alone understates how far a
+        mean-field q is from its optimum where features are correlated (measured: 0.6
+        nats left at a gain of 0.002, features correlated 0.9975). Diverged: the mean's
+        ELBO is not finite, or steps were halved in most of the pass.
         """
         n_iter, window = state.n_iter + 1, self.engine.n_batches
         averaged = n_iter - self.burn_in
@@ -561,24 +562,22 @@ class VI:
         if not np.isfinite(value) or halved > window // 2:
             return ("diverged", *keep[:3], checks)
         best, best_elbo = (mean, value) if value > state.best_elbo else keep[1:3]
-        settled = bool(state.checks) and abs(value - state.checks[-1][1]) <= self.tol
-        if gain <= self.tol and settled:
+        if gain <= self.tol and _still_to_gain([c[1] for c in checks]) <= self.tol:
             return "converged", (mean,), mean, value, checks
         return "running", (mean,), best, best_elbo, checks
 
     def _minibatch_outcome(self, state):
         """(status, message, full-pass evaluation returned) at the end of a minibatch fit:
-        at the best mean of iterates measured, else at the mean so far, else at the last
-        iterate, else at the start: the first of them whose ELBO is finite."""
-        candidates = [("the best mean iterate measured", state.best)] if state.checks else []
-        candidates += [("the mean iterate so far", r) for r in state.recent[:1]]
-        candidates += [("the last iterate", state.params), ("the starting point", state.best)]
-        for candidate, point in candidates:
-            ev = self._exact(point)
-            if np.isfinite(ev.value):
-                which = candidate
-                break
-        else:
+        at the best mean of iterates measured; before any was, at the best on a full pass
+        of the mean iterate so far, the last iterate and the start."""
+        if state.checks:
+            candidates = [("the best mean iterate measured", state.best)]
+        else:  # state.best is still the start
+            candidates = [("the mean iterate so far", r) for r in state.recent[:1]]
+            candidates += [("the last iterate", state.params), ("the start", state.best)]
+        evaluated = [(self._exact(point), which) for which, point in candidates]
+        ev, which = max(evaluated, key=lambda pair: pair[0].value)
+        if not np.isfinite(ev.value):
             posterior = self._exact.posterior_of(state.best)
             why = posterior is not None and self.model.explain_nonfinite(posterior)
             raise ValueError("model: the ELBO on all the data is not finite at the starting "
@@ -591,8 +590,8 @@ class VI:
         message = {
             "converged": f"converged after {n} iterations of {name} ({passes}): from the "
                          f"mean iterate a unit natural-gradient step would gain {gain:.2g} "
-                         f"nats on a full pass, and its ELBO rose by at most {self.tol:g} "
-                         f"over the last pass",
+                         f"nats on a full pass, and its last rises extrapolate to at most "
+                         f"{self.tol:g} nats more",
             "max_iter": f"stopped at max_iter = {n} iterations of {name} ({passes}), not "
                         f"converged: a unit natural-gradient step from what is returned "
                         f"would gain {gain:.2g} nats on a full pass; more iterations lower "
@@ -628,6 +627,22 @@ class VI:
                     for g in grads) / (k * (k - 1))
         signal = gain(mean)
         return bool(np.isfinite(signal) and signal <= STATIONARITY_RATIO * noise)
+
+
+def _still_to_gain(values):
+    """What a sequence of ELBOs (one per pass) is still to gain if its rises keep shrinking
+    at their last ratio r: d r / (1 − r) for the last rise d (r at most 0.99); inf before
+    three values. A fall means the mean iterate is at its noise floor: nothing is left,
+    beyond a last rise after a fall."""
+    if len(values) < 3:
+        return np.inf
+    before, last = values[-2] - values[-3], values[-1] - values[-2]
+    if last <= 0:
+        return 0.0
+    if before <= 0:
+        return last
+    ratio = min(last / before, 0.99)
+    return last * ratio / (1 - ratio)
 
 
 def _mean(iterates):
