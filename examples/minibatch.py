@@ -34,7 +34,7 @@ from scaling import make_npy  # noqa: E402
 
 BATCH = 10_000
 ADAM_RATES = (1e-3, 3e-3, 1e-2, 3e-2)
-PASSES = 3
+PASSES = 4
 
 
 def passes_to(passes, gaps, level):
