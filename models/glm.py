@@ -129,13 +129,8 @@ class GeneralizedLinearModel(FromFormula, Model):
     DRAW_ROWS = 4096
 
     def _data_rows(self, rows):
-        """X, y and the offsets of ``rows`` as ndarrays (one compute for dask data)."""
-        data = (self.X[rows], self.y[rows], 0.0 if self.offset is None else self.offset[rows])
-        if dask_data.is_dask(self.X):
-            import dask
-
-            data = dask.compute(*data)
-        return tuple(np.asarray(a, dtype=float) for a in data)
+        """X, y and the offsets of ``rows`` as float ndarrays (one compute for dask data)."""
+        return tuple(np.asarray(a, dtype=float) for a in self.engine.rows_data(rows))
 
     def _linear_predictor(self, draws, rows=slice(None), data=None):
         """ηᵢ at each draw for the ``rows`` of X, shape (S, rows) (``data``: their

@@ -158,7 +158,8 @@ class DaskGLMQuadrature(GLMQuadrature):
     row_access = "blocks"
 
     def rows_data(self, rows):
-        """X, y and the offsets of ``rows`` (a slice) as ndarrays, in one ``dask.compute``."""
+        """X, y and the offsets of ``rows`` (a slice or an index array) as ndarrays, in one
+        ``dask.compute``."""
         import dask
 
         x, y, offset = dask.compute(self.design.X[rows], self.y[rows],

@@ -277,7 +277,7 @@ class GLMQuadrature(Engine):
         return "blocks" if memory_mapped(self.design.X) else "strided"
 
     def rows_data(self, rows):
-        """X, y and the offsets of ``rows`` (a slice), as ndarrays."""
+        """X, y and the offsets of ``rows`` (a slice or an index array), as ndarrays."""
         return self.design.X[rows], self.y[rows], self.offset[rows]
 
     def on_rows(self, rows, scale):
