@@ -337,7 +337,7 @@ class VI:
     def result(self, state, *, strict=False):
         """The :class:`natvi.FitResult` of ``state`` (the mean of the last iterates of a
         stochastic fit; the best iterate of a deterministic one that fell below it; the
-        best mean iterate of a minibatch fit, with its exact ELBO). ``strict`` raises
+        best mean iterate of a minibatch fit, with its full-pass ELBO). ``strict`` raises
         :class:`DivergenceError` on a ``"diverged"`` state."""
         self._resume(state)
         self._last = None  # the evaluations below move the generator
