@@ -23,8 +23,9 @@ tuning runs for ADVI, one warm-up run for DADVI), as on a user's second fit. Eve
 method is scored by 4,000 draws of its approximation on the constrained scale: max over
 latent coordinates of |mean − reference mean| / reference sd, and the range of sd /
 reference sd (the Monte Carlo error of these is about 2% of an sd). For natvi also its
-status words, Pareto k̂ (1,000 draws) and a count of the fits that say "converged" while a
-mean is more than one reference sd off or k̂ is infinite. Prints a table per model and
+status words, Pareto k̂ (1,000 draws), a count of the fits that say "converged" while a
+mean is more than one reference sd off or k̂ is infinite, and a count of those that say
+"unreliable" while every mean is within 0.1 sd and every sd within 10%. Prints a table per model and
 method and saves a plot to docs/images/custom_models_benchmark.png. Run with natvi from
 this checkout and the peers of the ``bench`` extra plus pymc-extras (``pip install -e .``
 into a copy of the bench environment, then ``pip install pymc-extras``):
@@ -192,6 +193,13 @@ def converged_but_wrong(records):
                for r in records)
 
 
+def unreliable_but_accurate(records):
+    """natvi fits that say "unreliable" while every mean is within 0.1 sd and every sd
+    within 10% of the reference (the status' false alarms)."""
+    return sum(r["status"] == "unreliable" and r["err"] <= 0.1 and r["sd_lo"] >= 0.9
+               and r["sd_hi"] <= 1.1 for r in records)
+
+
 # ---- output ------------------------------------------------------------------------------
 def row(name, method, records):
     seconds = np.array([r["seconds"] for r in records], float)
@@ -205,7 +213,8 @@ def row(name, method, records):
             words[r["status"]] = words.get(r["status"], 0) + 1
     status = ", ".join(f"{w} {n}" for w, n in words.items())
     if method.startswith("natvi"):
-        status += f"; conv&wrong {converged_but_wrong(records)}"
+        status += (f"; conv&wrong {converged_but_wrong(records)}, unreliable&accurate "
+                   f"{unreliable_but_accurate(records)}")
     elif "rate" in records[0]:
         status = f"lr {records[0]['rate']}" + (f"; {status}" if status else "")
     return (f"{name:<26}{method:<14}{len(records):>3}{np.nanmedian(seconds):>8.2f}"
@@ -226,6 +235,8 @@ def print_table(results):
                      for r in runs[m]]
     print(f"\nnatvi fits that report \"converged\" while a mean is > 1 reference sd off or k̂ "
           f"is infinite: {converged_but_wrong(natvi_records)} of {len(natvi_records)}")
+    print(f"natvi fits that report \"unreliable\" while every mean is within 0.1 sd and every "
+          f"sd within 10%: {unreliable_but_accurate(natvi_records)} of {len(natvi_records)}")
 
 
 def plot(results, path):

@@ -68,7 +68,7 @@ def compare(name, label, seeds, max_iter):
             start = time.perf_counter()
             result = natvi.fit(model, optimizer, family=family, seed=seed, max_iter=max_iter)
             seconds = time.perf_counter() - start
-            elbo, _ = draw_check.fresh_elbo(model, result.posterior,
+            elbo, _, _ = draw_check.fresh_elbo(model, result.posterior,
                                             np.random.default_rng([seed, 99]))
             row[step] = (result.status, result.n_iter, elbo,
                          mean_error(result.posterior, reference.posterior), seconds)

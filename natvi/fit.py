@@ -15,7 +15,7 @@ import numpy as np
 from natvi import checkpoint as ckpt
 from natvi import draw_check, serialization
 from natvi.choice import families_for, optimizer_for
-from natvi.engines import Engine, Minibatch
+from natvi.engines import Engine, Minibatch, MonteCarlo
 from natvi.fit_state import (
     FINAL,
     FitState,
@@ -136,9 +136,11 @@ def fit(model, optimizer="ngd", *, family="auto", max_iter=1000, tol=None, seed=
         ``status`` is ``"converged"``, ``"max_iter"``, ``"diverged"`` (no step survived
         30 halvings, or, on a stochastic ELBO, the ELBO collapsed or steps kept being
         halved: the best parameters seen are returned) or ``"interrupted"``
-        (KeyboardInterrupt); ``result.state`` continues it. A fit converged on fixed draws
-        may have grown its draws (``result.draw_check``); its ``result.state`` is of that
-        fit.
+        (KeyboardInterrupt); ``result.state`` continues it. A fit of a ``natvi.Model``
+        converged on draws of q is checked on fresh draws (``result.draw_check``), and is
+        ``"unreliable"`` instead where their Pareto k̂ is above 2/3 (a stationary point
+        whose q is far from the posterior). A fit converged on fixed draws may have grown
+        its draws; its ``result.state`` is of that fit.
     """
     vi = VI(model, optimizer, family=family, tol=tol, seed=seed, batch_size=batch_size)
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -704,13 +706,41 @@ def _outcome(status, ev, best, elbos, objective, optimizer, deterministic):
 
 
 def _with_draw_check(vi, result, max_iter):
-    """``result``, with the check of :mod:`natvi.draw_check` when it converged on fixed
-    draws: refit on a second set of draws from the optimum, and while the optimum moves
-    by more than ``SHIFT_LIMIT`` sds, refit with twice the draws (up to ``MAX_DRAWS``)."""
+    """``result``, with the check of :mod:`natvi.draw_check` when it converged on draws of
+    q. On fixed draws: refit on a second set of draws from the optimum, and while the
+    optimum moves by more than ``SHIFT_LIMIT`` sds, refit with twice the draws (up to
+    ``MAX_DRAWS``). On fixed or fresh draws: the ELBO and Pareto k̂ from fresh draws, and
+    the status ``"unreliable"`` where k̂ says q is far from the posterior
+    (:func:`natvi.draw_check.verdict`)."""
     engine = vi.engine
-    if result.status != "converged" or not hasattr(engine, "redrawn") or not engine.deterministic:
+    if result.status != "converged" or vi.minibatch or not isinstance(engine, MonteCarlo):
         return result
-    rng = np.random.default_rng([engine.seed, 1])  # apart from the fit's own draws
+    moved = None
+    if engine.deterministic:
+        rng = np.random.default_rng([engine.seed, 1])  # apart from the fit's own draws
+        vi, result, moved = _settled(vi, result, max_iter, rng)
+        if result.status != "converged":
+            return result
+    else:
+        start = type(vi._rng.bit_generator)()
+        start.state = vi._seed_state
+        rng = np.random.default_rng([int(np.random.Generator(start).integers(2**63)), 1])
+    elbo, se, k_hat = draw_check.fresh_elbo(vi.model, result.posterior, rng)
+    check = draw_check.DrawCheck(None if moved is None else vi.engine.n_draws, elbo, se, moved,
+                                 k_hat)
+    result.draw_check = check
+    full_rank = any(cls.joint for cls in vi.families.values())
+    result.status, advice = draw_check.verdict(check, full_rank)
+    joint = " " if check.n_draws is not None else "; "  # "... on M fixed draws; ..."
+    result.message = f"{result.message}{joint}{check.describe()}.{advice}"
+    return result
+
+
+def _settled(vi, result, max_iter, rng):
+    """(fit, result, shift) on fixed draws once a second set of draws from ``rng`` moves the
+    optimum by at most ``SHIFT_LIMIT`` sds, doubling the draws (up to ``MAX_DRAWS``)
+    while it moves more; the result is not converged if a grown fit did not converge."""
+    engine = vi.engine
 
     def refit(engine, start):
         other = VI(vi.model, vi.optimizer, family=vi.families, tol=vi.tol, engine=engine)
@@ -721,17 +751,12 @@ def _with_draw_check(vi, result, max_iter):
         moved = (draw_check.shift(result.posterior, second.posterior)
                  if second.status == "converged" else np.inf)
         if moved <= draw_check.SHIFT_LIMIT or 2 * engine.n_draws > draw_check.MAX_DRAWS:
-            break
+            return vi, result, moved
         grown, engine = result, engine.redrawn(rng, 2 * engine.n_draws)
         vi, result = refit(engine, grown)
         result.family_reason = grown.family_reason
         if result.status != "converged":
-            return result
-    check = draw_check.DrawCheck(engine.n_draws, *draw_check.fresh_elbo(
-        vi.model, result.posterior, rng), moved)
-    result.draw_check = check
-    result.message = f"{result.message} {check.describe()}"
-    return result
+            return vi, result, moved
 
 
 class DivergenceError(RuntimeError):

@@ -33,9 +33,11 @@ class FitResult:
         ``grad_evals`` (cumulative ELBO-and-gradient evaluations), ``seconds``
         (cumulative) and ``rejected`` (steps halved or refused at that iteration).
     status : str
-        ``"converged"``, ``"max_iter"``, ``"diverged"`` (no step could be taken without
-        leaving the domain or making the ELBO non-finite; the last good parameters are
-        kept) or ``"interrupted"`` (KeyboardInterrupt).
+        ``"converged"``, ``"unreliable"`` (converged, but the Pareto k̂ of the check made
+        on draws of q, ``draw_check``, says q is far from the posterior), ``"max_iter"``,
+        ``"diverged"`` (no step could be taken without leaving the domain or making the
+        ELBO non-finite; the last good parameters are kept) or ``"interrupted"``
+        (KeyboardInterrupt).
     n_iter : int
         Optimizer steps taken.
     gain : float
@@ -53,8 +55,9 @@ class FitResult:
         The fit's last state, to continue it with ``natvi.fit(..., init_state=state)``;
         None for a result loaded from a file.
     draw_check : natvi.draw_check.DrawCheck or None
-        For a fit converged on fixed draws: the ELBO from fresh draws with its standard
-        error, and how far the optimum moves under other draws; None otherwise.
+        For a fit of a ``natvi.Model`` converged on draws of q (fixed or fresh, not
+        minibatches): the ELBO from fresh draws with its standard error, their Pareto k̂,
+        and on fixed draws how far the optimum moves under other draws; None otherwise.
     """
 
     def __init__(self, *, model, posterior, elbo, history, status, n_iter, optimizer, gain,
@@ -382,7 +385,7 @@ class SavedModel:
 
 
 #: the statuses a fit ends with
-STATUSES = ("converged", "max_iter", "diverged", "interrupted")
+STATUSES = ("converged", "unreliable", "max_iter", "diverged", "interrupted")
 
 
 def load(path, model=None):

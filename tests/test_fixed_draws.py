@@ -111,7 +111,11 @@ def test_means_of_a_gaussian_log_joint_are_exact():
 def test_default_fit_is_reproducible_and_checked():
     model = _positive_model()
     a, b = natvi.fit(model, seed=4), natvi.fit(model, seed=4)
-    assert a.converged and a.elbo == b.elbo
+    # the rate's posterior is Gamma(6, 7.5); in u = log rate its log density falls linearly
+    # as u → −∞ while the LogNormal q's falls quadratically, so log w grows as u²/2s² there:
+    # the weights' tail index is k = 1, above the check's limit
+    assert a.status == "unreliable" and a.draw_check.k_hat > draw_check.K_LIMIT
+    assert a.elbo == b.elbo and a.message == b.message
     assert all(np.array_equal(a.posterior[k].natural, b.posterior[k].natural)
                for k in a.posterior)
     check = a.draw_check
@@ -165,8 +169,41 @@ def test_fresh_elbo_is_the_closed_form_elbo():
     m, s = 0.7, 0.6
     q = {"x": natvi.MeanFieldGaussian(loc=m, scale=s)}
     exact = -0.5 * (m**2 + s**2) + 0.5 * np.log(np.e * s**2)
-    value, se = draw_check.fresh_elbo(model, q, np.random.default_rng(0), draws=4000)
+    value, se, k_hat = draw_check.fresh_elbo(model, q, np.random.default_rng(0), draws=4000)
     assert abs(value - exact) < 4 * se
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.8, 1.5])
+def test_fresh_k_hat_of_a_gaussian_q_is_one_minus_its_variance_ratio(scale):
+    """For p = N(0, 1) and q = N(m, s²), log w = x²(1/s² − 1)/2 + O(x) at x ~ q, whose tail
+    is Pareto with k = 1 − s² (for s < 1; bounded weights, k ≤ 0, for s ≥ 1): k̂ is within
+    three of its standard errors (natvi.diagnostics.k_hat_se) of it."""
+    model = natvi.Model(lambda z: -0.5 * z["x"] ** 2, {"x": "real"})
+    q = {"x": natvi.MeanFieldGaussian(loc=0.3, scale=scale)}
+    k_hat = draw_check.fresh_elbo(model, q, np.random.default_rng(1))[2]
+    k = 1 - scale**2
+    se = natvi.diagnostics.k_hat_se(max(k, 0.0), draw_check.FRESH_DRAWS)
+    assert (abs(k_hat - k) < 3 * se) if k > 0 else k_hat < 3 * se
+
+
+@pytest.mark.parametrize("rho, seed", [(0.2, 0), (0.99, 0)])
+def test_mean_field_fit_of_a_correlated_gaussian_is_unreliable_by_its_k_hat(rho, seed):
+    """The mean-field optimum for N(0, [[1, ρ], [ρ, 1]]) has sds √(1 − ρ²), so along (1, 1)
+    q's variance is 1 − ρ² against p's 1 + ρ: k = 1 − (1 − ρ)(1 + ρ)/(1 + ρ) = ρ (the
+    other direction gives bounded weights). The fit's k̂ is within three standard errors
+    of ρ, and the fit is "unreliable" exactly where k̂ is above the check's limit."""
+    precision = np.linalg.inv(np.array([[1.0, rho], [rho, 1.0]]))
+    model = natvi.Model(lambda z: -0.5 * anp.dot(z["x"], anp.dot(precision, z["x"])),
+                        {"x": ((2,), "real")})
+    result = natvi.fit(model, seed=seed)
+    k_hat = result.draw_check.k_hat
+    assert abs(k_hat - rho) < 3 * natvi.diagnostics.k_hat_se(rho, draw_check.FRESH_DRAWS)
+    assert result.status == ("unreliable" if k_hat > draw_check.K_LIMIT else "converged")
+    assert result.converged == (result.status == "converged")
+    if result.status == "unreliable":
+        assert "Unreliable: Pareto k̂" in result.message and "FullRankGaussian" in result.message
+    full = natvi.fit(model, family=natvi.FullRankGaussian, seed=seed)
+    assert full.status == "converged" and full.draw_check.k_hat < 0.5  # q = p: exact
 
 
 def test_a_correlated_gaussian_over_two_mean_field_factors_is_exact():

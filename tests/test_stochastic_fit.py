@@ -68,6 +68,13 @@ def test_stochastic_converged_means_stationary():
     q = result.posterior["x"]
     np.testing.assert_allclose(q.loc, 1.0, atol=0.05)  # 0.1 sd
     np.testing.assert_allclose(q.scale, 0.5, rtol=0.05)
+    # checked on fresh draws as a fixed-draw fit is (no second set of draws to move it):
+    # q is within 0.05 sd of p, so the ELBO is log Z = 3 log √(π/2) up to ½ Σ (Δμ² + Δσ²)
+    # / σ² ≤ 0.03 nats, and k̂ is far below the limit
+    check = result.draw_check
+    assert check.n_draws is None and check.shift is None
+    assert abs(check.elbo - 3 * np.log(np.sqrt(np.pi / 2))) < 4 * check.elbo_se + 0.03
+    assert check.k_hat < natvi.draw_check.K_LIMIT and "Pareto k̂" in result.message
 
 
 def test_a_frozen_stochastic_fit_is_not_converged():
