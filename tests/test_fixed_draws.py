@@ -9,6 +9,7 @@ import pytest
 import natvi
 from natvi import draw_check
 from natvi.engines import FixedDraws, MonteCarlo
+from natvi.engines.fixed_draws import WHITENED_DRAWS
 from natvi.model import Latent
 
 
@@ -222,3 +223,52 @@ def test_a_correlated_gaussian_over_two_mean_field_factors_is_exact():
         loc, sd = result.posterior[name].location_scale()
         assert loc == pytest.approx(mean, abs=1e-7)
         assert sd == pytest.approx(np.sqrt(1 / 2.0), rel=1e-7)
+
+
+def _equicorrelated_gaussian(d, rho=0.9):
+    """N(b, Σ) over one real vector of d coordinates, Σ with unit variances and all
+    correlations ρ: the mean-field optimum has means b and sds √(1/Pᵢᵢ)."""
+    cov = (1 - rho) * np.eye(d) + rho * np.ones((d, d))
+    precision, b = np.linalg.inv(cov), np.linspace(-1.0, 1.0, d)
+
+    def log_joint(z):
+        r = z["x"] - b
+        return -0.5 * anp.dot(r, anp.dot(precision, r))
+
+    return log_joint, precision, b
+
+
+def test_the_default_draws_are_whitened_jointly_up_to_their_limit():
+    """With the default M, a fit of k = 20 coordinates draws 2(k + 1) = 42, more pairs than
+    coordinates: its draws are whitened jointly, and the mean-field optimum of a correlated
+    Gaussian is exact at once (with 32 draws, whitened coordinate by coordinate, it is
+    not). An explicit n_samples is kept, and above WHITENED_DRAWS the default stays 32."""
+    log_joint, precision, b = _equicorrelated_gaussian(20)
+    model = natvi.Model(log_joint, {"x": ((20,), "real")})
+    assert model.engine.whiten and natvi.VI(model, seed=0).engine.n_draws == 42
+    loc, sd = natvi.fit(model, seed=0).posterior["x"].location_scale()
+    np.testing.assert_allclose(loc, b, atol=1e-7)
+    np.testing.assert_allclose(sd, np.sqrt(1 / np.diag(precision)), rtol=1e-7)
+    explicit = natvi.Model(log_joint, {"x": ((20,), "real")}, n_samples=32)
+    vi = natvi.VI(explicit, seed=0)
+    assert not explicit.engine.whiten and vi.engine.n_draws == 32
+    coarse = vi.result(vi.run(vi.init())).posterior["x"].location_scale()[1]
+    assert np.max(np.abs(coarse * np.sqrt(np.diag(precision)) - 1)) > 1e-3
+    big = natvi.Model(lambda z: -0.5 * anp.sum(z["x"] ** 2), {"x": ((64,), "real")})
+    assert 2 * 65 > WHITENED_DRAWS
+    assert natvi.VI(big, seed=0).engine.n_draws == 32
+
+
+@pytest.mark.parametrize("engine, scale", [("fixed_draws", 0.1), ("monte_carlo", 1.0)])
+def test_gaussian_factors_start_narrow_on_fixed_draws(engine, scale):
+    """On fixed draws every Gaussian factor (also through a bijection, and a joint one)
+    starts at sd INIT_SCALE = 0.1 on its unconstrained scale; on fresh draws at 1."""
+    from natvi.model import INIT_SCALE
+
+    model = natvi.Model(lambda z: -0.5 * anp.sum(z["x"] ** 2) - z["s"] + anp.log(z["s"]),
+                        {"x": ((3,), "real"), "s": "positive"}, engine=engine)
+    assert INIT_SCALE == 0.1
+    for family in (None, natvi.FullRankGaussian):
+        vi = natvi.VI(model, family=family, seed=0)
+        for q in model.initial_posterior(vi.families).values():
+            np.testing.assert_allclose(q.location_scale()[1], scale)

@@ -29,6 +29,12 @@ from natvi.factors import latent_names
 DEFAULT_DRAWS = 32
 #: the most draws a joint factor may ask for (above, the fit runs on fresh draws)
 MAX_JOINT_DRAWS = 2048
+#: the most draws a fit of the default M grows to at its start so that its draws are
+#: whitened jointly (more pairs than coordinates): on the 26 collinear predictors of
+#: examples/reference_models.py (28 coordinates, mean-field) 32 draws moved the optimum
+#: by more than 0.1 sd and the check refitted at 64; from 58 draws the fit took 5.4–6.5 s
+#: instead of 10–17 s
+WHITENED_DRAWS = 128
 
 
 class FixedDraws(MonteCarlo):
@@ -49,12 +55,21 @@ class FixedDraws(MonteCarlo):
         afresh from the generator it is given.
     observations : natvi.observations.Observations, optional
         As for :class:`natvi.engines.MonteCarlo`.
+    whiten : bool
+        At each fit, draw more pairs than the fit has coordinates k (2(k + 1) draws) when
+        that is more than ``n_draws`` and at most :data:`WHITENED_DRAWS`: then the draws
+        are whitened jointly, and the fixed-draw ELBO of a Gaussian log joint is exact
+        (see :meth:`_base_draws`). A model's default engine does.
     """
 
     transforms = True
 
-    def __init__(self, log_joint, latents, n_draws=DEFAULT_DRAWS, seed=None, observations=None):
+    def __init__(self, log_joint, latents, n_draws=DEFAULT_DRAWS, seed=None, observations=None,
+                 whiten=False):
         super().__init__(log_joint, latents, n_draws, observations)
+        if not isinstance(whiten, bool):
+            raise ValueError(f"whiten: expected True or False, got {whiten!r}")
+        self.whiten = whiten
         if n_draws % 2:
             raise ValueError(f"n_samples: fixed draws come in antithetic pairs; expected an "
                              f"even number, got {n_draws}")
@@ -78,11 +93,15 @@ class FixedDraws(MonteCarlo):
 
     def for_fit(self, families, rng):
         """A copy with its draws fixed by a seed from the fit's generator ``rng`` (itself
-        when its seed is set), with at least :meth:`draws_needed` draws; or a
+        when its seed is set), with at least :meth:`draws_needed` draws (and as many as
+        ``whiten`` asks for); or a
         :class:`MonteCarlo` engine when a family of ``families`` ({factor key: family
         class}) has no base draws, or a joint factor would need more than
         ``MAX_JOINT_DRAWS``."""
         needed = self.draws_needed(families)
+        if self.whiten:
+            whitened = 2 * (sum(factors.size(self.latents, key) for key in families) + 1)
+            needed = max(needed, whitened if whitened <= WHITENED_DRAWS else 0)
         if not all(f.reparameterizable for f in families.values()) or needed > MAX_JOINT_DRAWS:
             return MonteCarlo(self.log_joint, self.latents, self.n_draws, self.observations)
         if self.seed is not None and needed <= self.n_draws:
