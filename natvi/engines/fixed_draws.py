@@ -99,11 +99,11 @@ class FixedDraws(MonteCarlo):
         class}) has no base draws, or a joint factor would need more than
         ``MAX_JOINT_DRAWS``."""
         needed = self.draws_needed(families)
+        if not all(f.reparameterizable for f in families.values()) or needed > MAX_JOINT_DRAWS:
+            return MonteCarlo(self.log_joint, self.latents, self.n_draws, self.observations)
         if self.whiten:
             whitened = 2 * (sum(factors.size(self.latents, key) for key in families) + 1)
             needed = max(needed, whitened if whitened <= WHITENED_DRAWS else 0)
-        if not all(f.reparameterizable for f in families.values()) or needed > MAX_JOINT_DRAWS:
-            return MonteCarlo(self.log_joint, self.latents, self.n_draws, self.observations)
         if self.seed is not None and needed <= self.n_draws:
             return self
         return self.redrawn(rng, max(needed, self.n_draws))
