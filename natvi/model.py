@@ -435,14 +435,9 @@ class Model:
 
     def initial_posterior(self, families):
         """Starting point of a fit: {factor key: family instance} for ``families``
-        {factor key: family class}; by default each family's standard member, with
-        Gaussian factors (also through a bijection) narrowed to sd :data:`INIT_SCALE` on
-        fixed draws (the fit on fresh draws, whose steps follow a schedule, starts wide)."""
-        start = {key: standard_factor(cls, self.latents, key) for key, cls in families.items()}
-        if not (isinstance(self.engine, FixedDraws)
-                and all(cls.reparameterizable for cls in families.values())):
-            return start
-        return {key: _narrowed(q, INIT_SCALE) for key, q in start.items()}
+        {factor key: family class}; by default each family's standard member (which a fit
+        on fixed draws narrows, see :func:`narrowed`)."""
+        return {key: standard_factor(cls, self.latents, key) for key, cls in families.items()}
 
 
 class _MethodEngine(Engine):
@@ -459,14 +454,18 @@ class _MethodEngine(Engine):
         return self.model.expected_log_joint(posterior, rng)
 
 
-def _narrowed(q, scale):
-    """``q`` with its sds times ``scale`` if it is a Gaussian (also through a bijection)."""
-    if isinstance(q, FullRankGaussian):
-        return FullRankGaussian(q.loc, scale**2 * q.cov)
-    if isinstance(q, (MeanFieldGaussian, TransformedGaussian)):
-        loc, sd = q.location_scale()
-        return type(q)(loc=loc, scale=scale * sd)
-    return q
+def narrowed(posterior, scale=INIT_SCALE):
+    """``posterior`` ({factor key: family instance}) with the sds of its Gaussian factors
+    (also through a bijection) times ``scale``; other factors as they are."""
+    out = {}
+    for key, q in posterior.items():
+        if isinstance(q, FullRankGaussian):
+            q = FullRankGaussian(q.loc, scale**2 * q.cov)
+        elif isinstance(q, (MeanFieldGaussian, TransformedGaussian)):
+            loc, sd = q.location_scale()
+            q = type(q)(loc=loc, scale=scale * sd)
+        out[key] = q
+    return out
 
 
 def standard_factor(family, latents, key):

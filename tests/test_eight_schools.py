@@ -141,7 +141,9 @@ def test_default_fit_reaches_the_mean_field_optimum(form):
     print(f"{name}: status {result.status} after {result.n_iter} iterations, ELBO gap "
           f"{optimum['elbo'] - value:.3f} nats; E_q[mu] {result.posterior['mu'].loc:.3f} vs "
           f"optimum {m_mu:.3f}")
-    assert result.converged
+    # the optimizer converged; the centered form's check may call its q unreliable (k̂)
+    assert result.state.status == "converged"
+    assert result.status in ("converged", "unreliable")
     assert optimum["elbo"] - value < 0.2
     assert abs(result.posterior["mu"].loc - m_mu) < 0.25 * s_mu
 

@@ -114,7 +114,7 @@ def test_models_tour_centered_eight_schools_reaches_its_optimum(tour):
     point 0 (the data's effects average 8.75, the prior is N(0, 5²)).
     """
     row = _line(tour, "centered ")
-    assert row.split()[1] == "converged"
+    assert row.split()[1] in ("converged", "unreliable")  # a mean-field q of a funnel: k̂ > 1
     elbo, _, e_mu = _floats(row)[1:4]
     assert e_mu > 2.0, f"centered fit stopped early: E[mu] = {e_mu}, ELBO {elbo}"
     assert elbo > -34.5, f"centered fit stopped early: ELBO {elbo}"
@@ -239,10 +239,10 @@ def test_writing_models_checks_and_fits(writing):
         assert value < 1e-9 and gradient < 1e-5, (effects, value, gradient)
         for name in ("a", "sigma"):
             row = _line(writing, f"{effects} {name} ").split()
-            assert row[2] in ("converged", "max_iter"), row
+            assert row[2] in ("converged", "unreliable", "max_iter"), row
             error_q = float(row[-3])
             assert abs(error_q) < 1.0, row
-    assert _line(writing, "normal a ").split()[2] == "converged"
+    assert _line(writing, "normal a ").split()[2] in ("converged", "unreliable")
     assert len(re.findall(r"^natvi fit: ", writing, re.MULTILINE)) == 2
     assert len(re.findall(r"^sigma\s+\d\.\d+\s+\d\.\d+", writing, re.MULTILINE)) == 2
     assert len(re.findall(r"Pareto k̂ = \d+\.\d+ ± \d+\.\d+ from 4000 draws", writing)) == 2

@@ -189,6 +189,7 @@ def test_monte_carlo_fit_that_diverged_now_converges():
     the fixed-draw optimum (−649.1 on 256 draws, see examples/stable_steps.py)."""
     model = _re_poisson()
     result = natvi.fit(model, seed=2)
-    assert result.status == "converged"
+    assert result.state.status == "converged"  # the optimizer's; k̂ may call q unreliable
+    assert result.status in ("converged", "unreliable")
     elbo, se, _ = natvi.draw_check.fresh_elbo(model, result.posterior, np.random.default_rng(0))
     assert elbo > -652 and se < 0.5
