@@ -69,13 +69,16 @@ class DrawCheck(NamedTuple):
         """Whether k̂ is at most :attr:`k_limit`."""
         return self.k_hat <= self.k_limit
 
-    def describe(self):
-        """The check in a sentence."""
+    def describe(self, grown_from=None):
+        """The check in a sentence; ``grown_from``: the draws the fit started with, if it
+        grew them."""
         text = f"fresh draws give ELBO {self.elbo:.6g} ± {self.elbo_se:.2g}"
         if self.n_draws is not None:
             settled = ("within" if self.shift <= SHIFT_LIMIT else "more than")
-            text = (f"on {self.n_draws} fixed draws; {text}, and a second set of draws moves "
-                    f"the optimum by {self.shift:.2g} posterior sd ({settled} {SHIFT_LIMIT})")
+            grown = f" (grown from {grown_from})" if grown_from else ""
+            text = (f"on {self.n_draws} fixed draws{grown}; {text}, and a second set of "
+                    f"draws moves the optimum by {self.shift:.2g} posterior sd ({settled} "
+                    f"{SHIFT_LIMIT})")
         return f"{text}; Pareto k̂ = {self.k_hat:.2f} from {self.k_draws} fresh draws"
 
 

@@ -749,13 +749,12 @@ def _with_draw_check(vi, result, max_iter):
     except MemoryError as error:  # natvi's own limit on the draws: no check, said so
         result.message = f"{result.message}; not checked on fresh draws ({error})"
         return result
-    grown = (f" (grown from {engine.n_draws})"
-             if moved is not None and vi.engine.n_draws != engine.n_draws else "")
+    grown_from = engine.n_draws if moved is not None and vi.engine is not engine else None
     result.draw_check = check
     result.status, advice = draw_check.verdict(check, _real_coordinates(vi), _full_rank(vi))
-    joint = grown + " " if check.n_draws is not None else "; "  # "... on M fixed draws; ..."
+    joint = " " if check.n_draws is not None else "; "  # "... on M fixed draws; ..."
     prefix = "unreliable: the optimizer " if result.status == "unreliable" else ""
-    result.message = f"{prefix}{result.message}{joint}{check.describe()}.{advice}"
+    result.message = f"{prefix}{result.message}{joint}{check.describe(grown_from)}.{advice}"
     return result
 
 
