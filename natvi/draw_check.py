@@ -88,18 +88,22 @@ def checked(model, posterior, rng, n_draws=None, shift=None):
     from ``FRESH_DRAWS`` fresh draws of q drawn with ``rng``, and k̂ from
     ``CONFIRM_DRAWS`` more where that is above ``K_LIMIT`` (and they fit in memory).
     MemoryError where not even ``FRESH_DRAWS`` fit under natvi's memory limit."""
-    try:
-        check_draws_memory(model, FRESH_DRAWS)
-    except ValueError as error:
-        raise MemoryError(str(error)) from None
+    if not _fits(model, FRESH_DRAWS):
+        raise MemoryError(f"{FRESH_DRAWS} draws of q would not fit in natvi's memory limit")
     elbo, se, k_hat = fresh_elbo(model, posterior, rng)
     k_draws = FRESH_DRAWS
-    if k_hat > K_LIMIT:
-        try:
-            k_hat, k_draws = fresh_elbo(model, posterior, rng, CONFIRM_DRAWS)[2], CONFIRM_DRAWS
-        except ValueError:  # CONFIRM_DRAWS do not fit: the first k̂ stands
-            pass
+    if k_hat > K_LIMIT and _fits(model, CONFIRM_DRAWS):  # else the first k̂ stands
+        k_hat, k_draws = fresh_elbo(model, posterior, rng, CONFIRM_DRAWS)[2], CONFIRM_DRAWS
     return DrawCheck(n_draws, elbo, se, shift, k_hat, k_draws)
+
+
+def _fits(model, draws):
+    """Whether ``draws`` draws of q fit under natvi's memory limit (check_draws_memory)."""
+    try:
+        check_draws_memory(model, draws)
+    except ValueError:
+        return False
+    return True
 
 
 def verdict(check, coordinates, full_rank):
